@@ -1,0 +1,100 @@
+"""Airbyte message I/O for the write path: raw stdin lines in, raw STATE dicts out.
+
+The CDK's parser builds protocol objects per message and drops unknown keys such as the platform's
+state `id`; this module reads lines with orjson and passes STATE messages through untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import orjson
+from airbyte_cdk.logger import PRINT_BUFFER
+
+READ_SIZE = 1 << 20
+
+
+class LineReader:
+    """Yields chunks of complete input lines; an empty chunk means 'nothing new within the timeout'."""
+
+    def __init__(self, stream: IO[bytes] | Any, timeout: float = 0.5) -> None:
+        self.stream = stream
+        self.timeout = timeout
+        try:
+            self.fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self.fd = None
+
+    def chunks(self) -> Iterator[list[bytes]]:
+        """Lines in chunks; ends at EOF (a last line without newline is included)."""
+        if self.fd is None:
+            yield from self._chunks_from_iterable()
+            return
+        rest = b""
+        fd = self.fd
+        while True:
+            ready, _, _ = select.select([fd], [], [], self.timeout)
+            if not ready:
+                yield []
+                continue
+            data = os.read(fd, READ_SIZE)
+            if not data:
+                if rest.strip():
+                    yield [rest]
+                return
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            yield lines
+
+    def _chunks_from_iterable(self) -> Iterator[list[bytes]]:
+        chunk: list[bytes] = []
+        for line in self.stream:
+            chunk.append(line.encode("utf-8") if isinstance(line, str) else line)
+            if len(chunk) >= 1000:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def emit_json(message: dict[str, Any]) -> None:
+    """Write one protocol message to stdout, in order with the CDK's log lines."""
+    PRINT_BUFFER.write(orjson.dumps(message).decode() + "\n")
+    PRINT_BUFFER.flush()
+
+
+def dispatch(lines: list[bytes], on_record: Callable[[dict, int, float], None], on_state: Callable[[dict], None],
+             on_status: Callable[[Any, Any, Any], None], on_problem: Callable[[str, str], None]) -> None:
+    """Parse a chunk of lines and hand each message to its handler (the hot path)."""
+    now = time.monotonic()
+    loads = orjson.loads
+    for line in lines:
+        if not line or line.isspace():
+            continue
+        try:
+            message = loads(line)
+        except orjson.JSONDecodeError:
+            on_problem("malformed_json", f"a line of {len(line)} bytes is not valid JSON")
+            continue
+        if type(message) is not dict:
+            on_problem("not_a_message", "a line is JSON but not an Airbyte message object")
+            continue
+        kind = message.get("type")
+        if kind == "RECORD":
+            record = message.get("record")
+            if type(record) is dict:
+                on_record(record, len(line), now)
+            else:
+                on_problem("malformed_record", "a RECORD message has no record object")
+        elif kind == "STATE":
+            on_state(message)
+        elif kind == "TRACE":
+            trace = message.get("trace")
+            status = trace.get("stream_status") if type(trace) is dict else None
+            if type(status) is dict:
+                desc = status.get("stream_descriptor") or {}
+                on_status(desc.get("namespace"), desc.get("name"), status.get("status"))

@@ -1,0 +1,345 @@
+"""The write pipeline: routes records to sinks, runs batches on a send pool, echoes STATEs in order.
+
+STATE rule: every record gets a sequence number; a STATE that arrived after record n is echoed once no
+record numbered below n is still buffered or in flight (skipped records are settled at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from destination_iterable.client import MAX_BATCH_ROWS, IterableClient
+from destination_iterable.errors import ConfigError, IterableDestinationError, TransientError
+from destination_iterable.mirror import plan_mirror, removal_row
+from destination_iterable.report import Progress, log_summary
+from destination_iterable.sink import REMOVE, Job, StreamSink
+
+logger = logging.getLogger("airbyte")
+
+StreamKey = tuple[Any, Any]
+MAX_SIZE_LOOKUPS = 5  # GET /lists/{id}/size allows 5 requests a minute per project
+WAIT_SLICE = 0.5
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived while the pipeline was waiting."""
+
+
+class Pipeline:
+    """Owns the sinks and the send pool for one write run (all methods are called from one thread)."""
+
+    def __init__(self, sinks: list[StreamSink], *, client: IterableClient | None, emit: Callable[[dict], None],
+                 stop: threading.Event, term: threading.Event, dry_run: bool, max_age: float, progress_interval: float,
+                 mirror_max_removal_percent: float, prefer_user_id: bool, workers: int = 32) -> None:
+        self.sinks: dict[StreamKey, StreamSink] = {s.spec.key: s for s in sinks}
+        self._by_name: dict[str, StreamSink] = {s.spec.name: s for s in sinks}
+        self.client = client
+        self.emit = emit
+        self.stop = stop
+        self.term = term
+        self.dry_run = dry_run
+        self.max_age = max_age
+        self.valve = mirror_max_removal_percent
+        self.prefer_user_id = prefer_user_id
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iterable-send")
+        self.done: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self.in_flight: dict[int, Job] = {}
+        self.max_pending = max(4, workers * 2)
+        self.pending_states: deque[tuple[int, dict]] = deque()
+        self.seq = 0
+        self.since_state: Counter = Counter()
+        self.since_global = 0
+        self.states_received = 0
+        self.states_emitted = 0
+        self.failure: BaseException | None = None
+        self.failed_seq = math.inf
+        self.stream_errors: list[IterableDestinationError] = []
+        self.input_problems: Counter = Counter()
+        self.progress = Progress(progress_interval)
+        self._summarized = False
+
+    # ------------------------------------------------------------ input
+    def on_record(self, record: dict, size: int, now: float) -> None:
+        """Route one RECORD's payload to its stream's sink."""
+        stream = record.get("stream")
+        sink = self.sinks.get((record.get("namespace"), stream))
+        if sink is None:
+            sink = self._by_name.get(stream) if isinstance(stream, str) else None  # namespace omitted
+            if sink is None or sink.spec.namespace is not None and record.get("namespace") is not None:
+                self._input_problem("record_for_unknown_stream", f"a record for stream {stream!r}, which is not "
+                                    "in the configured catalog, was skipped")
+                return
+        seq = self.seq
+        self.seq = seq + 1
+        self.since_state[sink.spec.key] += 1
+        self.since_global += 1
+        if sink.add(record.get("data"), seq, size, now):
+            self.flush(sink)
+
+    def on_state(self, message: dict) -> None:
+        """Queue a STATE (with destinationStats) until every record before it is acknowledged."""
+        self.states_received += 1
+        state = message.get("state")
+        if not isinstance(state, dict):
+            self._input_problem("malformed_state", "a STATE message without a state object was ignored")
+            return
+        count = self._count_for(state)
+        state["destinationStats"] = {"recordCount": float(count)}
+        self.pending_states.append((self.seq, message))
+        self.emit_ready()
+
+    def _count_for(self, state: dict) -> int:
+        if state.get("type") == "STREAM" or ("stream" in state and "global" not in state):
+            desc = (state.get("stream") or {}).get("stream_descriptor") or {}
+            key = (desc.get("namespace"), desc.get("name"))
+            if key not in self.since_state and desc.get("name") in self._by_name:
+                key = self._by_name[desc["name"]].spec.key
+            return self.since_state.pop(key, 0)
+        count, self.since_global = self.since_global, 0
+        self.since_state.clear()
+        return count
+
+    def on_stream_status(self, namespace: Any, name: Any, status: Any) -> None:
+        """Remember which streams the source declared complete."""
+        sink = self.sinks.get((namespace, name)) or self._by_name.get(name)
+        if sink is None:
+            return
+        if status == "COMPLETE":
+            sink.complete = True
+        elif status == "INCOMPLETE":
+            sink.complete = False
+
+    def input_problem(self, reason: str, message: str) -> None:
+        """Count an input line that could not be used (malformed JSON, not an object, ...)."""
+        self._input_problem(reason, message)
+
+    def _input_problem(self, reason: str, message: str) -> None:
+        self.input_problems[reason] += 1
+        if self.input_problems[reason] <= 3:
+            logger.warning(f"Input: {message} (skipped and counted as {reason}).")
+
+    # ------------------------------------------------------------ batching
+    def flush(self, sink: StreamSink) -> None:
+        """Send whatever the sink has buffered."""
+        for job in sink.take_jobs():
+            self.submit(job)
+
+    def submit(self, job: Job) -> None:
+        """Start a job once no earlier job of the same list touches the same members."""
+        keys_in_flight = job.sink.inflight_keys
+        if keys_in_flight:
+            deps = {keys_in_flight[k] for k in job.keys if k in keys_in_flight}
+            while deps and not deps.isdisjoint(self.in_flight):
+                self._wait_some()
+        for key in job.keys:
+            keys_in_flight[key] = job.id
+        while len(self.in_flight) >= self.max_pending:
+            self._wait_some()
+        self.in_flight[job.id] = job
+        self.executor.submit(self._run, job)
+
+    def _wait_some(self) -> None:
+        """Block until a job finishes, staying responsive to SIGTERM."""
+        self._collect(block=True, timeout=WAIT_SLICE)
+        if self.term.is_set():
+            raise Interrupted
+
+    def _run(self, job: Job) -> None:
+        job.run()
+        self.done.put(job)
+
+    def _collect(self, block: bool, timeout: float | None = None) -> bool:
+        try:
+            job = self.done.get(block, timeout)
+        except queue.Empty:
+            return False
+        self._finish(job)
+        while True:
+            try:
+                self._finish(self.done.get_nowait())
+            except queue.Empty:
+                return True
+
+    def _finish(self, job: Job) -> None:
+        self.in_flight.pop(job.id, None)
+        keys_in_flight = job.sink.inflight_keys
+        for key in job.keys:
+            if keys_in_flight.get(key) == job.id:
+                del keys_in_flight[key]
+        if job.error is not None:
+            if self.failure is None:
+                self.failure = job.error
+            self.failed_seq = min(self.failed_seq, job.min_seq)
+            return
+        job.sink.apply(job)
+
+    def poll(self, now: float) -> None:
+        """Collect finished jobs, flush old buffers, echo ready states, log progress."""
+        self._collect(block=False)
+        for sink in self.sinks.values():
+            if sink.buffer and now - sink.first_time >= self.max_age:
+                self.flush(sink)
+        self.emit_ready()
+        if self.progress.due(now):
+            self._log_progress(now)
+
+    def _log_progress(self, now: float) -> None:
+        requests = self.client.stats["requests"] if self.client else 0
+        target = self.client.controller.snapshot().get("target_rps", 0.0) if self.client else 0.0
+        self.progress.log(now, [s.report for s in self.sinks.values()], requests, float(target))
+
+    def emit_ready(self) -> None:
+        """Echo, in order, every queued STATE whose earlier records are all acknowledged."""
+        if not self.pending_states:
+            return
+        low = self._lowest_outstanding()
+        pending = self.pending_states
+        while pending and pending[0][0] <= low and pending[0][0] <= self.failed_seq:
+            _, message = pending.popleft()
+            if not self.dry_run:
+                self.emit(message)
+                self.states_emitted += 1
+
+    def _lowest_outstanding(self) -> float:
+        low = math.inf
+        for sink in self.sinks.values():
+            if sink.buffer and sink.first_seq < low:
+                low = sink.first_seq
+        for job in self.in_flight.values():
+            if job.min_seq < low:
+                low = job.min_seq
+        return low
+
+    def wait_all(self, timeout: float | None = None) -> bool:
+        """Wait for every job in flight; False if `timeout` ran out first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.in_flight:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._collect(block=True, timeout=left if left is not None else 1.0)
+        return True
+
+    # ------------------------------------------------------------ end of input
+    def finish(self) -> None:
+        """Flush everything, echo the remaining states, mirror completed streams, log the summary."""
+        for sink in self.sinks.values():
+            self.flush(sink)
+        self.wait_all()
+        self.emit_ready()
+        self._raise_failure()
+        for sink in self.sinks.values():
+            if sink.spec.mirrors:
+                self._mirror(sink)
+        self.wait_all()
+        self.emit_ready()
+        self._raise_failure()
+        self._sizes()
+        self.close()
+        self._summary()
+        if self.stream_errors:
+            raise self.stream_errors[0]
+
+    def abort(self, grace: float) -> None:
+        """Stop: finish or abandon the requests in flight within `grace` seconds, echo what was acknowledged."""
+        if not self.wait_all(timeout=grace):
+            self.stop.set()
+            self.wait_all(timeout=min(10.0, grace))
+        for sink in self.sinks.values():
+            if sink.buffer:
+                self.failed_seq = min(self.failed_seq, sink.first_seq)
+        for job in self.in_flight.values():
+            self.failed_seq = min(self.failed_seq, job.min_seq)
+        self.emit_ready()
+        self.close()
+        self._summary()
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            self.close()
+            self._summary()
+            raise self.failure
+
+    def _mirror(self, sink: StreamSink) -> None:
+        report = sink.report
+        if not sink.complete:
+            report.mirror = "skipped: stream not known to be complete"
+            logger.warning(f"Stream '{sink.spec.name}': no COMPLETE status was received for it (the source may have "
+                           "failed, the input may have been cut off, or the caller sends no stream statuses), so "
+                           f"nobody was removed from list {sink.handle.label}.")
+            return
+        if sink.handle.list_id is None:
+            report.mirror = "planned: new list, nothing to remove"
+            return
+        assert self.client is not None and sink.seen is not None
+        members = self.client.iter_list_users(sink.handle.list_id, prefer_user_id=self.prefer_user_id,
+                                              stream=sink.spec.name)
+        plan = plan_mirror(members, sink.seen)
+        try:
+            percent = plan.removal_percent()
+            if plan.to_remove and percent > self.valve:
+                report.removals_refused = plan.to_remove
+                report.mirror = "refused by safety valve"
+                self.stream_errors.append(ConfigError(
+                    f"Stream '{sink.spec.name}': the mirror would remove {plan.to_remove} of the "
+                    f"{plan.current_members} members of list {sink.handle.label} ({percent:.1f}%), more than "
+                    f"'mirror_max_removal_percent' allows ({self.valve:g}%). Nobody was removed. If the segment "
+                    "really shrank that much, raise 'mirror_max_removal_percent' (100 disables the valve) and "
+                    "sync again.", stream=sink.spec.name))
+                logger.error(self.stream_errors[-1].message)
+                return
+            report.mirror = f"{'planned' if self.dry_run else 'done'}: {plan.to_remove} of {plan.current_members} " \
+                            "members not in this sync"
+            rows: list[dict[str, str]] = []
+            for identifier in plan.iter_removals():
+                rows.append(removal_row(identifier, self.prefer_user_id))
+                if len(rows) == MAX_BATCH_ROWS:
+                    self.submit(Job(sink, REMOVE, rows, [], self.seq, by_mirror=True))
+                    rows = []
+            if rows:
+                self.submit(Job(sink, REMOVE, rows, [], self.seq, by_mirror=True))
+        finally:
+            plan.close()
+
+    def _sizes(self) -> None:
+        if self.dry_run or self.client is None:
+            return
+        handles = [s for s in self.sinks.values() if s.handle.list_id is not None][:MAX_SIZE_LOOKUPS]
+        for sink in handles:
+            try:
+                sink.report.size_after = self.client.list_size(sink.handle.list_id)  # type: ignore[arg-type]
+            except (IterableDestinationError, ValueError) as exc:
+                logger.info(f"List size of {sink.handle.label} not read ({type(exc).__name__}).")
+
+    def _summary(self) -> None:
+        if self._summarized:
+            return
+        self._summarized = True
+        extra = {
+            "states_received": self.states_received,
+            "states_emitted": self.states_emitted,
+            "input_problems": dict(self.input_problems),
+            "requests": dict(self.client.stats) if self.client else {},
+        }
+        if self.dry_run and self.states_received:
+            logger.info(f"Dry run: {self.states_received} state message(s) were not echoed, so the next real "
+                        "sync starts from the same point.")
+        log_summary([s.report for s in self.sinks.values()], dry_run=self.dry_run, extra=extra)
+
+    def close(self) -> None:
+        """Stop the worker threads (idempotent)."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def stopped_error() -> TransientError:
+    """The error raised after a SIGTERM."""
+    return TransientError("The sync was stopped (SIGTERM) before all records were sent; only acknowledged "
+                          "records were checkpointed, and the next attempt resumes from there.")

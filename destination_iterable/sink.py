@@ -1,0 +1,224 @@
+"""Per-stream sink: buffers one segment's membership changes and turns them into batches (jobs)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from destination_iterable.client import MAX_BATCH_ROWS, BulkResult, IterableClient
+from destination_iterable.errors import (
+    AuthError,
+    BadRequestError,
+    BatchTooLargeError,
+    ConfigError,
+    InvalidListIdError,
+    RetryBudgetExceeded,
+    TransientError,
+)
+from destination_iterable.lists import ListHandle
+from destination_iterable.mirror import SeenSet
+from destination_iterable.report import ListReport
+from destination_iterable.subscriber import SubscriberBuilder
+
+logger = logging.getLogger("airbyte")
+
+ADD, REMOVE = "add", "remove"
+BATCH_BYTES_LIMIT = 3_500_000  # estimated from input line sizes; requests must stay under 4 MB
+CDC_DELETED_AT = "_ab_cdc_deleted_at"
+TOO_LARGE_BUCKET = "recordTooLarge"
+_job_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What the catalog says about one stream."""
+
+    name: str
+    namespace: str | None
+    mode: str
+    generation_id: int | None = None
+    minimum_generation_id: int | None = None
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        """(namespace, name): how records and states name the stream."""
+        return (self.namespace, self.name)
+
+    @property
+    def mirrors(self) -> bool:
+        """True when members who left the segment are removed once the stream completes.
+
+        Overwrite with a truncating refresh (minimum_generation_id == generation_id, not 0/null) mirrors;
+        minimum_generation_id 0 or null merges, as Airbyte's refresh semantics say.
+        """
+        return self.mode == "overwrite" and bool(self.minimum_generation_id)
+
+
+class Job:
+    """One subscribe or unsubscribe request's worth of rows for one list."""
+
+    __slots__ = ("id", "sink", "kind", "rows", "keys", "min_seq", "by_mirror", "result", "error")
+
+    def __init__(self, sink: StreamSink, kind: str, rows: list[dict[str, Any]], keys: list[str],
+                 min_seq: int, by_mirror: bool = False) -> None:
+        self.id = next(_job_ids)
+        self.sink, self.kind, self.rows, self.keys = sink, kind, rows, keys
+        self.min_seq, self.by_mirror = min_seq, by_mirror
+        self.result: BulkResult | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> Job:
+        """Send the rows (on a worker thread); never raises, the outcome is kept on the job."""
+        try:
+            self.result = self.sink.send(self.kind, self.rows)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+        return self
+
+
+class StreamSink:
+    """Buffer, flush and count one stream's changes to its list."""
+
+    def __init__(self, spec: StreamSpec, handle: ListHandle, report: ListReport, builder: SubscriberBuilder, *,
+                 client: IterableClient | None, dry_run: bool, update_existing_users_only: bool,
+                 stop: threading.Event) -> None:
+        self.spec, self.handle, self.report, self.builder = spec, handle, report, builder
+        self.client = client
+        self.dry_run = dry_run
+        self.update_existing_users_only = update_existing_users_only
+        self.stop = stop
+        self.soft_delete = spec.mode == "soft_delete"
+        self.seen: SeenSet | None = SeenSet() if spec.mirrors else None
+        self.complete = False
+        self.buffer: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.first_seq = -1
+        self.first_time = 0.0
+        self.approx_bytes = 0
+        self.inflight_keys: dict[str, int] = {}
+
+    # ------------------------------------------------------------ main thread
+    def add(self, data: Any, seq: int, size: int, now: float) -> bool:
+        """Take one record; returns True when the buffer should be flushed now."""
+        report = self.report
+        report.records_read += 1
+        if not isinstance(data, dict):
+            report.skip("record_not_an_object")
+            return False
+        email, user_id, reason = self.builder.identity(data)
+        if reason is not None:
+            report.skip(reason)
+            return False
+        key = email if email is not None else "\x00" + user_id  # type: ignore[operator]
+        if self.soft_delete or data.get(CDC_DELETED_AT) is not None:
+            entry = (REMOVE, self.builder.remove_row(email, user_id))
+        else:
+            row, reason = self.builder.add_row(email, user_id, data, size)
+            if row is None:
+                report.skip(reason or "invalid_record")
+                return False
+            entry = (ADD, row)
+            if self.seen is not None:
+                if email is not None:
+                    self.seen.add(email)
+                if user_id is not None:
+                    self.seen.add(user_id)
+        buffer = self.buffer
+        previous = buffer.get(key)
+        if previous is not None and previous[0] == ADD and entry[0] == ADD and "dataFields" in previous[1]:
+            merged = dict(previous[1].get("dataFields") or {})
+            merged.update(entry[1].get("dataFields") or {})
+            entry[1]["dataFields"] = merged
+        if not buffer:
+            self.first_seq, self.first_time = seq, now
+        buffer[key] = entry  # later changes of the same member win; order across batches is kept by the pipeline
+        self.approx_bytes += size
+        return len(buffer) >= MAX_BATCH_ROWS or self.approx_bytes >= BATCH_BYTES_LIMIT
+
+    def take_jobs(self) -> list[Job]:
+        """Turn the buffer into at most one add job and one remove job (disjoint members)."""
+        if not self.buffer:
+            return []
+        adds: list[dict[str, Any]] = []
+        add_keys: list[str] = []
+        removes: list[dict[str, Any]] = []
+        remove_keys: list[str] = []
+        for key, (kind, row) in self.buffer.items():
+            if kind == ADD:
+                adds.append(row)
+                add_keys.append(key)
+            else:
+                removes.append(row)
+                remove_keys.append(key)
+        jobs = []
+        if removes:
+            jobs.append(Job(self, REMOVE, removes, remove_keys, self.first_seq))
+        if adds:
+            jobs.append(Job(self, ADD, adds, add_keys, self.first_seq))
+        self.buffer = {}
+        self.approx_bytes = 0
+        self.first_seq = -1
+        return jobs
+
+    def apply(self, job: Job) -> None:
+        """Fold a finished job's per-row outcome into the report (main thread)."""
+        result = job.result
+        if result is None:
+            return
+        failed = dict(result.failed)
+        if self.dry_run:
+            if job.kind == ADD:
+                self.report.add_rows_sent += len(job.rows)
+            elif job.by_mirror:
+                self.report.removed_by_mirror += len(job.rows)
+            else:
+                self.report.removed_by_delete += len(job.rows)
+            return
+        self.report.record_bulk(job.kind, len(job.rows), result.success_count, failed, by_mirror=job.by_mirror)
+
+    # ------------------------------------------------------------ worker threads
+    def send(self, kind: str, rows: list[dict[str, Any]]) -> BulkResult:
+        """Send rows to the list, splitting oversized batches and waiting out a new list's id."""
+        if self.dry_run or self.client is None:
+            return BulkResult(success_count=len(rows))
+        delay = 1.0
+        while True:
+            try:
+                return self._send_split(kind, rows)
+            except InvalidListIdError:
+                if not self.handle.recently_created:
+                    raise ConfigError(
+                        f"Stream '{self.spec.name}': Iterable list {self.handle.label} no longer exists (it was "
+                        "probably deleted in Iterable during the sync). Members sent to it before are gone with "
+                        "it; run the sync again (a full refresh restores every member) and the list is "
+                        "recreated.", stream=self.spec.name) from None
+                if self.stop.wait(delay + random.uniform(0, 0.5)):  # noqa: S311
+                    raise TransientError("Stopped while waiting for a new list.", stream=self.spec.name) from None
+                delay = min(delay * 2, 10.0)
+            except AuthError as exc:
+                raise ConfigError(f"Stream '{self.spec.name}': Iterable refused the API key ({exc.message}). "
+                                  "Use a Server-side key with list write access.", stream=self.spec.name) from None
+            except BadRequestError as exc:
+                raise ConfigError(f"Stream '{self.spec.name}': Iterable rejected a {kind} request for list "
+                                  f"{self.handle.label}: {exc.message}", stream=self.spec.name) from None
+            except RetryBudgetExceeded as exc:
+                raise TransientError(f"Stream '{self.spec.name}': {exc.message}", stream=self.spec.name) from None
+
+    def _send_split(self, kind: str, rows: list[dict[str, Any]]) -> BulkResult:
+        assert self.client is not None and self.handle.list_id is not None
+        try:
+            if kind == ADD:
+                return self.client.subscribe(self.handle.list_id, rows, stream=self.spec.name,
+                                             update_existing_users_only=self.update_existing_users_only)
+            return self.client.unsubscribe(self.handle.list_id, rows, stream=self.spec.name)
+        except BatchTooLargeError:
+            if len(rows) == 1:
+                ident = rows[0].get("email") or rows[0].get("userId") or ""
+                return BulkResult(fail_count=1, failed={TOO_LARGE_BUCKET: [str(ident)]})
+            half = len(rows) // 2
+            result = self._send_split(kind, rows[:half])
+            result.merge(self._send_split(kind, rows[half:]))
+            return result

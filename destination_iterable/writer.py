@@ -1,0 +1,114 @@
+"""Runs one write: builds the client, list handles, sinks and pipeline, then feeds input chunks through."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from destination_iterable.client import IterableClient
+from destination_iterable.config import IterableConfig, require_consent
+from destination_iterable.errors import ConfigError
+from destination_iterable.lists import ListDirectory, render_list_name
+from destination_iterable.messages import dispatch
+from destination_iterable.pipeline import Interrupted, Pipeline, stopped_error
+from destination_iterable.rate import AdaptiveRateController
+from destination_iterable.report import ListReport
+from destination_iterable.sink import StreamSink, StreamSpec
+from destination_iterable.subscriber import SubscriberBuilder
+
+logger = logging.getLogger("airbyte")
+
+STOP_GRACE_SECONDS = 20.0
+MAX_IN_FLIGHT = 32
+
+
+def build_client(config: IterableConfig, stop: threading.Event) -> IterableClient:
+    """The one client (and rate controller) of a run."""
+    controller = AdaptiveRateController(max_rps=config.max_requests_per_second, max_in_flight=MAX_IN_FLIGHT)
+    return IterableClient(config.base_url, config.api_key, controller=controller,
+                          retry_max_seconds=config.retry_max_seconds, timeout_seconds=config.request_timeout_seconds,
+                          stop=stop, pool_size=MAX_IN_FLIGHT)
+
+
+def _mode_label(spec: StreamSpec) -> str:
+    if spec.mirrors:
+        return "mirror"
+    return "remove" if spec.mode == "soft_delete" else "add"
+
+
+def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: IterableClient,
+                stop: threading.Event) -> list[StreamSink]:
+    """Resolve every stream's list (reuse or create) and make its sink."""
+    try:
+        builder = SubscriberBuilder(config.email_field or None, config.user_id_field, config.data_fields)
+    except ValueError as exc:
+        raise ConfigError(f"Setting 'data_fields' is not usable: {exc}") from None
+    directory = ListDirectory(client, dry_run=config.dry_run)
+    names: dict[str, StreamSpec] = {}
+    sinks = []
+    for spec in specs:
+        name = render_list_name(config.list_name_template, spec.name, spec.namespace)
+        other = names.get(name)
+        if other is not None and (spec.mirrors or other.mirrors):
+            raise ConfigError(f"Streams '{other.name}' and '{spec.name}' both map to the list '{name}' and one of "
+                              "them mirrors, which would remove the other's members. Give them different list "
+                              "names with 'list_name_template' (e.g. include {stream}).", stream=spec.name)
+        names[name] = spec
+        description = (f"Managed by Airbyte destination-iterable: members of the Airbyte stream '{spec.name}'"
+                       + (f" (namespace '{spec.namespace}')" if spec.namespace else "") + ".")
+        handle = directory.resolve(name, description, stream=spec.name)
+        report = ListReport(stream=spec.name, list_name=name, list_id=handle.list_id, created=handle.created,
+                            mode=_mode_label(spec), dry_run=config.dry_run)
+        if config.dry_run:
+            action = "would be CREATED" if handle.created else f"is reused (id {handle.list_id})"
+            logger.info(f"Dry run: stream '{spec.name}' -> list '{name}' {action}, mode {report.mode}.")
+        sinks.append(StreamSink(spec, handle, report, builder, client=client, dry_run=config.dry_run,
+                                update_existing_users_only=config.update_existing_users_only, stop=stop))
+    return sinks
+
+
+def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iterable[list[bytes]],
+                   term: threading.Event | None = None) -> Iterator[dict]:
+    """Write all input; yields each STATE message once it may be echoed."""
+    require_consent(config)
+    term = term or threading.Event()
+    stop = threading.Event()
+    client = build_client(config, stop)
+    out: list[dict] = []
+    sinks = build_sinks(config, specs, client, stop)
+    pipeline = Pipeline(sinks, client=client, emit=out.append, stop=stop, term=term, dry_run=config.dry_run,
+                        max_age=config.batch_max_age_seconds, progress_interval=config.progress_interval_seconds,
+                        mirror_max_removal_percent=config.mirror_max_removal_percent,
+                        prefer_user_id=bool(config.user_id_field) and not config.email_field)
+    if config.dry_run:
+        logger.info("Dry run: nothing will be written to Iterable and no state will be echoed.")
+    try:
+        for chunk in chunks:
+            if chunk:
+                dispatch(chunk, pipeline.on_record, pipeline.on_state, pipeline.on_stream_status,
+                         pipeline.input_problem)
+            pipeline.poll(time.monotonic())
+            yield from _drain(out)
+            if term.is_set():
+                raise Interrupted
+            if pipeline.failure is not None:
+                pipeline.abort(STOP_GRACE_SECONDS)
+                yield from _drain(out)
+                raise pipeline.failure
+        pipeline.finish()
+        yield from _drain(out)
+    except Interrupted:
+        logger.warning("SIGTERM received: stopped reading; finishing the requests in flight.")
+        pipeline.abort(STOP_GRACE_SECONDS)
+        yield from _drain(out)
+        raise stopped_error() from None
+    finally:
+        pipeline.close()
+        client.close()
+
+
+def _drain(out: list[dict]) -> Iterator[dict]:
+    while out:
+        yield out.pop(0)

@@ -1,0 +1,66 @@
+"""Catalog validation happens before anything is written."""
+
+import pytest
+
+from destination_iterable.catalog import streams_from_catalog
+from destination_iterable.config import parse_config
+from destination_iterable.errors import ConfigError
+from integration_tests.harness import make_catalog, stream_entry
+
+CONFIG = parse_config({"api_key": "k", "privacy_consent": True})
+
+
+def test_modes_and_generations_are_read():
+    catalog = make_catalog(stream_entry("vip", mode="overwrite", generation_id=3, minimum_generation_id=3),
+                           stream_entry("news", mode="append_dedup"))
+    vip, news = streams_from_catalog(catalog, CONFIG)
+    assert vip.mirrors and vip.key == (None, "vip")
+    assert not news.mirrors
+
+
+@pytest.mark.parametrize("gen, min_gen, mirrors", [(3, 3, True), (3, 0, False), (None, None, False),
+                                                   (5, 2, True), (0, 0, False)])
+def test_refresh_generation_rules(gen, min_gen, mirrors):
+    catalog = make_catalog(stream_entry("s", mode="overwrite", generation_id=gen, minimum_generation_id=min_gen))
+    assert streams_from_catalog(catalog, CONFIG)[0].mirrors is mirrors
+
+
+def test_unsupported_mode_names_the_stream():
+    with pytest.raises(ConfigError, match="Stream 'vip' uses destination sync mode 'update'"):
+        streams_from_catalog(make_catalog(stream_entry("vip", mode="update")), CONFIG)
+
+
+def test_duplicate_streams_refused():
+    with pytest.raises(ConfigError, match="appears twice"):
+        streams_from_catalog(make_catalog("a", "a"), CONFIG)
+
+
+def test_schema_without_identifier_refused():
+    entry = stream_entry("vip", properties={"name": {"type": "string"}})
+    with pytest.raises(ConfigError, match="Stream 'vip' has no field 'email'"):
+        streams_from_catalog(make_catalog(entry), CONFIG)
+
+
+def test_nested_identifier_is_looked_up_in_nested_schema():
+    config = parse_config({"api_key": "k", "privacy_consent": True, "email_field": "contact.email"})
+    ok = stream_entry("a", properties={"contact": {"type": "object", "properties": {"email": {"type": "string"}}}})
+    loose = stream_entry("b", properties={"contact": {"type": "object"}})
+    bad = stream_entry("c", properties={"contact": {"type": "object", "properties": {"phone": {}}}})
+    assert len(streams_from_catalog(make_catalog(ok, loose), config)) == 2
+    with pytest.raises(ConfigError, match="Stream 'c'"):
+        streams_from_catalog(make_catalog(bad), config)
+
+
+def test_schema_without_properties_is_accepted():
+    assert streams_from_catalog(make_catalog("free"), CONFIG)[0].name == "free"
+
+
+def test_user_id_field_alone_satisfies_schema_check():
+    config = parse_config({"api_key": "k", "privacy_consent": True, "email_field": "", "user_id_field": "uid"})
+    entry = stream_entry("u", properties={"uid": {"type": "string"}})
+    assert streams_from_catalog(make_catalog(entry), config)[0].name == "u"
+
+
+def test_catalog_without_streams_refused():
+    with pytest.raises(ConfigError, match="streams"):
+        streams_from_catalog({}, CONFIG)

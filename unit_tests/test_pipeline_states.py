@@ -1,0 +1,114 @@
+"""The STATE rule: a state is echoed only after every earlier record is acknowledged, in input order."""
+
+import threading
+import time
+
+import pytest
+
+from destination_iterable.client import BulkResult
+from destination_iterable.lists import ListHandle
+from destination_iterable.pipeline import Pipeline
+from destination_iterable.report import ListReport
+from destination_iterable.sink import StreamSink, StreamSpec
+from destination_iterable.subscriber import SubscriberBuilder
+from integration_tests.harness import stream_state
+
+
+class GatedSink(StreamSink):
+    """A sink whose requests finish only when the test opens their gate (no network)."""
+
+    def __init__(self, name: str, gates: dict[str, threading.Event], sent: list) -> None:
+        spec = StreamSpec(name=name, namespace=None, mode="append")
+        super().__init__(spec, ListHandle(name, 1, False), ListReport(stream=name, list_name=name),
+                         SubscriberBuilder("email", None, ()), client=None, dry_run=False,
+                         update_existing_users_only=False, stop=threading.Event())
+        self.gates, self.sent = gates, sent
+
+    def send(self, kind, rows):
+        self.gates[self.spec.name].wait(5)
+        self.sent.append((self.spec.name, kind, [r.get("email") for r in rows]))
+        return BulkResult(success_count=len(rows))
+
+
+def make(names=("a", "b")):
+    gates = {n: threading.Event() for n in names}
+    sent: list = []
+    emitted: list = []
+    sinks = [GatedSink(n, gates, sent) for n in names]
+    pipeline = Pipeline(sinks, client=None, emit=emitted.append, stop=threading.Event(), term=threading.Event(),
+                        dry_run=False, max_age=3600, progress_interval=3600, mirror_max_removal_percent=50,
+                        prefer_user_id=False, workers=4)
+    return pipeline, gates, sent, emitted
+
+
+def rec(stream, email):
+    return {"stream": stream, "data": {"email": email}}
+
+
+def settle(pipeline, until, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not until() and time.monotonic() < deadline:
+        pipeline.poll(time.monotonic())
+        time.sleep(0.01)
+
+
+def test_state_waits_for_earlier_records_of_every_stream():
+    pipeline, gates, sent, emitted = make()
+    pipeline.on_record(rec("a", "a1@x.com"), 10, 0)
+    pipeline.on_record(rec("b", "b1@x.com"), 10, 0)
+    pipeline.on_state(stream_state("a", 1, state_id=11))
+    assert emitted == []  # both records still buffered
+    pipeline.flush(pipeline.sinks[(None, "a")])
+    pipeline.flush(pipeline.sinks[(None, "b")])
+    gates["a"].set()
+    settle(pipeline, lambda: len(sent) == 1)
+    pipeline.poll(time.monotonic())
+    assert emitted == []  # stream b's earlier record is still in flight
+    gates["b"].set()
+    settle(pipeline, lambda: emitted)
+    assert [m["state"]["id"] for m in emitted] == [11]
+    pipeline.close()
+
+
+def test_states_keep_input_order_and_counts():
+    pipeline, gates, _, emitted = make(("a",))
+    gates["a"].set()
+    for i in range(3):
+        pipeline.on_record(rec("a", f"u{i}@x.com"), 10, 0)
+    pipeline.on_state(stream_state("a", 1, state_id=1))
+    pipeline.on_state(stream_state("a", 2, state_id=2))
+    pipeline.on_record(rec("a", "bad-email"), 10, 0)
+    pipeline.on_state(stream_state("a", 3, state_id=3))
+    pipeline.finish()
+    assert [m["state"]["id"] for m in emitted] == [1, 2, 3]
+    assert [m["state"]["destinationStats"]["recordCount"] for m in emitted] == [3.0, 0.0, 1.0]
+    assert pipeline.sinks[(None, "a")].report.skipped["invalid_email"] == 1
+
+
+def test_a_failed_batch_blocks_every_later_state():
+    pipeline, gates, _, emitted = make(("a",))
+    sink = pipeline.sinks[(None, "a")]
+
+    def boom(kind, rows):
+        raise RuntimeError("server exploded")
+
+    pipeline.on_state(stream_state("a", 0, state_id=0))
+    pipeline.on_record(rec("a", "u1@x.com"), 10, 0)
+    sink.send = boom
+    pipeline.flush(sink)
+    pipeline.on_state(stream_state("a", 1, state_id=1))
+    with pytest.raises(RuntimeError):
+        pipeline.finish()
+    assert [m["state"]["id"] for m in emitted] == [0]
+
+
+def test_same_member_changes_keep_input_order_across_batches():
+    pipeline, gates, sent, _ = make(("a",))
+    sink = pipeline.sinks[(None, "a")]
+    pipeline.on_record(rec("a", "m@x.com"), 10, 0)
+    pipeline.flush(sink)  # first batch held at the gate
+    pipeline.on_record({"stream": "a", "data": {"email": "m@x.com", "_ab_cdc_deleted_at": "2024-01-01"}}, 10, 0)
+    threading.Timer(0.3, gates["a"].set).start()
+    pipeline.flush(sink)  # must wait for the first batch, which holds the same member
+    pipeline.finish()
+    assert [kind for _, kind, _ in sent] == ["add", "remove"]
