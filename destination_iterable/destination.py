@@ -29,7 +29,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from destination_iterable.catalog import streams_from_catalog
 from destination_iterable.check import check_connection
 from destination_iterable.config import parse_config
-from destination_iterable.errors import ConfigError, IterableDestinationError, TransientError
+from destination_iterable.errors import AuthError, ConfigError, IterableDestinationError, TransientError
 from destination_iterable.messages import LineReader, emit_json
 from destination_iterable.writer import write_messages
 
@@ -38,6 +38,9 @@ logger = logging.getLogger("airbyte")
 
 def to_traced(exc: IterableDestinationError) -> AirbyteTracedException:
     """Map our typed errors to Airbyte failure types (config / transient / system)."""
+    if isinstance(exc, AuthError):
+        exc = ConfigError(f"{exc.message}. Use a Server-side API key of the Iterable project, for the data center "
+                          "it belongs to.", stream=exc.stream)
     if isinstance(exc, ConfigError):
         failure = FailureType.config_error
     elif isinstance(exc, TransientError):

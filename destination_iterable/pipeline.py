@@ -149,6 +149,7 @@ class Pipeline:
     def _wait_some(self) -> None:
         """Block until a job finishes, staying responsive to SIGTERM."""
         self._collect(block=True, timeout=WAIT_SLICE)
+        self._maybe_progress()
         if self.term.is_set():
             raise Interrupted
 
@@ -188,6 +189,10 @@ class Pipeline:
             if sink.buffer and now - sink.first_time >= self.max_age:
                 self.flush(sink)
         self.emit_ready()
+        self._maybe_progress(now)
+
+    def _maybe_progress(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         if self.progress.due(now):
             self._log_progress(now)
 
@@ -225,12 +230,13 @@ class Pipeline:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
-            self._collect(block=True, timeout=left if left is not None else 1.0)
+            self._collect(block=True, timeout=min(left, WAIT_SLICE) if left is not None else WAIT_SLICE)
+            self._maybe_progress()
         return True
 
     # ------------------------------------------------------------ end of input
     def finish(self) -> None:
-        """Flush everything, echo the remaining states, mirror completed streams, log the summary."""
+        """Flush everything, echo the remaining states, mirror completed streams (then call `conclude`)."""
         for sink in self.sinks.values():
             self.flush(sink)
         self.wait_all()
@@ -242,6 +248,9 @@ class Pipeline:
         self.wait_all()
         self.emit_ready()
         self._raise_failure()
+
+    def conclude(self) -> None:
+        """Read list sizes, log the summary, and fail for any stream that could not finish (e.g. the valve)."""
         self._sizes()
         self.close()
         self._summary()

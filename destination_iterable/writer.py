@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ logger = logging.getLogger("airbyte")
 
 STOP_GRACE_SECONDS = 20.0
 MAX_IN_FLIGHT = 32
+METRICS_FILE_ENV = "DESTINATION_ITERABLE_METRICS_FILE"  # benchmarks: where to dump the controller's timeline
 
 
 def build_client(config: IterableConfig, stop: threading.Event) -> IterableClient:
@@ -99,6 +101,7 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
                 raise pipeline.failure
         pipeline.finish()
         yield from _drain(out)
+        pipeline.conclude()
     except Interrupted:
         logger.warning("SIGTERM received: stopped reading; finishing the requests in flight.")
         pipeline.abort(STOP_GRACE_SECONDS)
@@ -107,6 +110,20 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
     finally:
         pipeline.close()
         client.close()
+        _dump_metrics(client)
+
+
+def _dump_metrics(client: IterableClient) -> None:
+    """Write the rate controller's timeline and request counts for benchmarks (only when asked to)."""
+    path = os.environ.get(METRICS_FILE_ENV)
+    if not path:
+        return
+    import orjson
+
+    payload = {"timeline": list(client.controller.timeline), "snapshot": client.controller.snapshot(),
+               "client": dict(client.stats)}
+    with open(path, "wb") as handle:
+        handle.write(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def _drain(out: list[dict]) -> Iterator[dict]:

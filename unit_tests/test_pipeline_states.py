@@ -80,6 +80,7 @@ def test_states_keep_input_order_and_counts():
     pipeline.on_record(rec("a", "bad-email"), 10, 0)
     pipeline.on_state(stream_state("a", 3, state_id=3))
     pipeline.finish()
+    pipeline.conclude()
     assert [m["state"]["id"] for m in emitted] == [1, 2, 3]
     assert [m["state"]["destinationStats"]["recordCount"] for m in emitted] == [3.0, 0.0, 1.0]
     assert pipeline.sinks[(None, "a")].report.skipped["invalid_email"] == 1

@@ -1,0 +1,387 @@
+"""Adaptive rate control for Iterable's list subscribe/unsubscribe endpoints.
+
+Iterable limits these endpoints per project with an undocumented token bucket and answers
+HTTP 429 (no Retry-After) when it is empty. :class:`RateEstimator` finds the limit and keeps
+the request rate just under it; :class:`AdaptiveRateController` wraps it for sender threads.
+
+How it works (see also docs/performance.md):
+
+* **Start-up**: the rate doubles every ``START_DOUBLING_S`` seconds of busy sending until the
+  first 429.
+* **Limit estimate**: a 429 means the server's bucket is empty at that request's send time.
+  Between two such moments the server accepted exactly ``limit x span`` requests (+/- 1),
+  whatever its burst capacity, so the accepted requests sent between two 429s divided by
+  the time between them measure the limit. Too few requests in between (start-up) fall back
+  to a multiplicative decrease.
+* **Cut**: one cut per epoch: target = ``BETA x estimate``; 429s of requests sent before the
+  cut are ignored, and one early 429 right after a cut is forgiven (arrival jitter while the
+  bucket refills).
+* **Probe**: a cubic curve (as TCP CUBIC) around the estimate: it approaches the estimate
+  flatly, stays near it for a long time, then accelerates upward, so a raised limit is
+  found again while the bucket's burst does not hide a fast overshoot.
+* **Pacing**: requests are spaced ``1 / target`` apart; the number in flight is bounded by
+  ``ceil(target x smoothed latency x 1.5) + 1``.
+* **Errors** (5xx, timeouts) are not rate limits: they never move the target, but a run of
+  consecutive errors halves the in-flight bound (restored step by step by successes).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+OK = "ok"
+RATE_LIMITED = "rate_limited"
+ERROR = "error"
+_OUTCOMES = (OK, RATE_LIMITED, ERROR)
+
+_START = "start"
+_PROBE = "probe"
+
+
+class Stopped(Exception):
+    """Raised by :meth:`AdaptiveRateController.acquire` when the stop event is set."""
+
+
+class RateEstimator:
+    """Pure algorithm, no threads, no real time: every method takes ``now`` (monotonic seconds)."""
+
+    # start-up
+    START_DOUBLING_S = 0.5  # busy seconds per doubling during start-up ...
+    START_DOUBLING_RTTS = 2.0  # ... and at least this many round trips
+    BURST_S = 1.0  # assumed bucket depth (seconds of limit) when correcting the start-up overshoot
+    # cuts
+    BETA = 0.9  # target after a cut, as a share of the estimated limit
+    MD_FACTOR = 0.6  # estimate = this x rate when the limit cannot be measured
+    MIN_SAMPLES = 8  # accepted requests needed between two 429s to measure the limit ...
+    MIN_SPAN_S = 0.5  # ... over at least this long (and one round trip)
+    CONFIDENT_SAMPLES = 30  # a measurement this good switches to the slow curve
+    HISTORY_S = 120.0  # how far back 429 markers are used
+    GRACE_S = 1.0  # one 429 this soon after a cut is forgiven (arrival jitter)
+    # probing
+    CUBIC_C = 0.1  # depth of the cubic curve, as a share of the estimate
+    K_SLOW_S = 15.0  # busy seconds from a cut back to a measured estimate
+    K_FAST_S = 4.0  # same, after a guessed estimate or once the limit seems to have risen
+    MAX_GROWTH = 0.1  # fastest growth, share of the estimate per busy second
+    # pacing and in-flight
+    PACE_CREDIT = 0.25  # share of an interval a late sender may catch up (no bursts)
+    BUSY_SLACK = 0.25  # a send later than this share of an interval is not keeping up
+    LATENCY_ALPHA = 0.2  # EWMA weight of a new latency sample
+    IN_FLIGHT_HEADROOM = 1.5
+    ERROR_RUN = 5  # consecutive errors that halve the in-flight bound
+
+    def __init__(
+        self,
+        *,
+        initial_rps: float = 2.0,
+        min_rps: float = 0.2,
+        max_rps: float | None = None,
+        max_in_flight: int = 32,
+    ) -> None:
+        if min_rps <= 0 or initial_rps <= 0:
+            raise ValueError("initial_rps and min_rps must be > 0")
+        if max_rps is not None and max_rps <= 0:
+            raise ValueError("max_rps must be > 0")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self._min = min(min_rps, max_rps) if max_rps is not None else min_rps
+        self._max = max_rps if max_rps is not None else math.inf
+        self._max_in_flight = max_in_flight
+        self._phase = _START
+        self._target = self._clamp(initial_rps)
+        self._w_max = self._target  # estimated limit: centre of the cubic curve
+        self._k = self.K_FAST_S
+        self._busy = 0.0  # busy seconds along the current curve
+        self._epoch = 0
+        self._cut_at = -math.inf  # requests sent from then on belong to the current epoch
+        self._forgiven = False
+        self._last_sent: float | None = None
+        self._slot = -math.inf  # earliest start of the next request
+        self._srtt: float | None = None
+        self._errors_in_row = 0
+        self._error_cap = max_in_flight
+        self._oks: list[float] = []  # send times of accepted requests (sorted)
+        self._marks: list[float] = []  # send times of 429s (sorted)
+        self._sends: deque[tuple[float, float]] = deque(maxlen=50_000)  # (send time, target)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def target_rps(self) -> float:
+        """Current target request rate (requests/second)."""
+        return self._target
+
+    @property
+    def in_flight_limit(self) -> int:
+        """How many requests may be in flight: rate x latency x headroom, bounded."""
+        rtt = self._srtt if self._srtt is not None else 1.0
+        limit = math.ceil(self._target * rtt * self.IN_FLIGHT_HEADROOM) + 1
+        return max(1, min(limit, self._max_in_flight, self._error_cap))
+
+    @property
+    def estimated_limit(self) -> float | None:
+        """The current estimate of the server's limit (None before the first 429)."""
+        return None if self._phase == _START else self._w_max
+
+    def next_send_time(self, now: float) -> float:
+        """Earliest time the next request may start (pacing)."""
+        return max(now, self._slot)
+
+    def on_sent(self, now: float) -> int:
+        """Record a request start; returns its epoch token."""
+        self._grow(now)
+        interval = 1.0 / self._target
+        self._slot = max(self._slot, now - self.PACE_CREDIT * interval) + interval
+        self._sends.append((now, self._target))
+        return self._epoch
+
+    def on_result(self, now: float, sent_token: int, outcome: str, latency: float) -> None:
+        """Record the outcome of a request started ``latency`` seconds before ``now``."""
+        if outcome not in _OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        if outcome == ERROR:
+            self._on_error()
+            return
+        self._on_success_or_limit(latency)
+        sent_at = now - max(0.0, latency)
+        if outcome == OK:
+            bisect.insort(self._oks, sent_at)
+        else:
+            bisect.insort(self._marks, sent_at)
+            if sent_token == self._epoch and sent_at >= self._cut_at:
+                self._on_fresh_limit(now, sent_at)
+        self._trim(now)
+
+    # ------------------------------------------------------------------ latency and errors
+    def _on_success_or_limit(self, latency: float) -> None:
+        self._errors_in_row = 0
+        if self._error_cap < self._max_in_flight:
+            self._error_cap += 1
+        if latency <= 0:
+            return
+        if self._srtt is None:
+            self._srtt = latency
+        else:
+            self._srtt += self.LATENCY_ALPHA * (latency - self._srtt)
+
+    def _on_error(self) -> None:
+        self._errors_in_row += 1
+        if self._errors_in_row >= self.ERROR_RUN:
+            self._error_cap = max(1, self.in_flight_limit // 2)
+            self._errors_in_row = 0
+
+    # ------------------------------------------------------------------ growth
+    def _clamp(self, rps: float) -> float:
+        return min(self._max, max(self._min, rps))
+
+    def _doubling_s(self) -> float:
+        rtt = self._srtt if self._srtt is not None else 0.0
+        return max(self.START_DOUBLING_S, self.START_DOUBLING_RTTS * rtt)
+
+    def _grow(self, now: float) -> None:
+        """Move along the growth curve by the time since the previous send.
+
+        That time counts only if the send was on schedule: a rate held back by demand or
+        by the in-flight bound must not grow (it would burst once the brake is gone).
+        """
+        last, self._last_sent = self._last_sent, now
+        if last is None or now <= last:
+            return
+        busy = now - last
+        if busy > (1.0 + self.BUSY_SLACK) / self._target:
+            return
+        if self._phase == _START:
+            self._set_target(self._target * 2.0 ** (busy / self._doubling_s()))
+            return
+        self._busy += busy
+        if self._k == self.K_SLOW_S and self._busy > 2 * self._k:
+            # Past the mirror point without a 429: the limit rose, search faster.
+            self._k = self.K_FAST_S
+            self._busy = 2 * self._k
+        self._set_target(self._curve(self._busy))
+
+    def _curve(self, busy: float) -> float:
+        """Cubic around the estimate, growing at most MAX_GROWTH x estimate per second."""
+        w, c, k = self._w_max, self.CUBIC_C, self._k
+        x_cap = 1.0 + math.sqrt(self.MAX_GROWTH * k / (3.0 * c))
+        x = busy / k
+        if x <= x_cap:
+            return w * (1.0 + c * (x - 1.0) ** 3)
+        return w * (1.0 + c * (x_cap - 1.0) ** 3 + self.MAX_GROWTH * (busy - x_cap * k))
+
+    def _set_target(self, new: float) -> None:
+        old, new = self._target, self._clamp(new)
+        if new != old and self._slot > -math.inf:
+            # Rescale the pending gap so that a cut, or a raise, takes effect at once.
+            self._slot += 1.0 / new - 1.0 / old
+        self._target = new
+
+    # ------------------------------------------------------------------ cuts
+    def _on_fresh_limit(self, now: float, sent_at: float) -> None:
+        """A 429 for a request of the current epoch: cut once, unless it is early jitter."""
+        if self._phase == _PROBE and not self._forgiven and sent_at < self._cut_at + self.GRACE_S:
+            self._forgiven = True
+            self._busy = min(self._busy, self._k)  # hold: do not grow past the estimate yet
+            return
+        rate = self._rate_at(sent_at)
+        measured = self._measure(sent_at)
+        if measured is not None:
+            estimate, samples = measured
+            confident = samples >= self.CONFIDENT_SAMPLES
+        elif self._phase == _START:
+            estimate, confident = rate / self._start_overshoot(), False
+        else:
+            estimate, confident = rate * self.MD_FACTOR, False
+        self._cut(now, min(estimate, rate), confident)
+
+    def _rate_at(self, sent_at: float) -> float:
+        """Target in force when the request sent at ``sent_at`` started."""
+        sends = self._sends
+        idx = bisect.bisect_right(sends, (sent_at, math.inf)) - 1
+        return sends[idx][1] if idx >= 0 else self._target
+
+    def _start_overshoot(self) -> float:
+        """How far past the limit an exponential ramp gets before a full bucket is empty.
+
+        With growth rate ``g`` (1/s) and a bucket holding ``BURST_S`` seconds of the limit,
+        the rate ratio ``rho`` at that moment solves ``rho - 1 - ln(rho) = g x BURST_S``.
+        """
+        need = math.log(2.0) / self._doubling_s() * self.BURST_S
+        lo, hi = 1.0, 64.0
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            if mid - 1.0 - math.log(mid) < need:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _measure(self, sent_at: float) -> tuple[float, int] | None:
+        """Accepted rate between an earlier 429 and this one (the bucket was empty at both).
+
+        Returns (requests/second, accepted requests in between), from the most recent
+        earlier 429 that leaves enough requests and time in between, or None.
+        """
+        min_span = max(self.MIN_SPAN_S, self._srtt or 0.0)
+        end = bisect.bisect_left(self._oks, sent_at)
+        idx = bisect.bisect_left(self._marks, sent_at - min_span) - 1
+        while idx >= 0 and self._marks[idx] >= sent_at - self.HISTORY_S:
+            start = self._marks[idx]
+            accepted = end - bisect.bisect_right(self._oks, start)
+            if accepted >= self.MIN_SAMPLES:
+                return accepted / (sent_at - start), accepted
+            idx -= 1
+        return None
+
+    def _cut(self, now: float, estimate: float, confident: bool) -> None:
+        self._phase = _PROBE
+        self._w_max = max(self._min, estimate)
+        self._k = self.K_SLOW_S if confident else self.K_FAST_S
+        self._epoch += 1
+        self._cut_at = now
+        self._forgiven = False
+        # Start the curve where it equals BETA x estimate.
+        depth = min(1.0, (1.0 - self.BETA) / self.CUBIC_C)
+        self._busy = self._k * (1.0 - depth ** (1.0 / 3.0))
+        self._set_target(self.BETA * self._w_max)
+
+    def _trim(self, now: float) -> None:
+        horizon = now - 2 * self.HISTORY_S
+        for seq in (self._oks, self._marks):
+            cut = bisect.bisect_left(seq, horizon)
+            if cut > 1000:
+                del seq[:cut]
+
+
+@dataclass
+class Permit:
+    """Handed out by :meth:`AdaptiveRateController.acquire`; give it back with ``release``."""
+
+    token: int
+    started: float
+    released: bool = field(default=False, compare=False)
+
+
+class AdaptiveRateController:
+    """Thread-safe wrapper around :class:`RateEstimator` used by sender threads."""
+
+    TIMELINE_MAX = 10_000
+    WAIT_CHUNK_S = 0.05
+
+    def __init__(
+        self,
+        *,
+        initial_rps: float = 2.0,
+        min_rps: float = 0.2,
+        max_rps: float | None = None,
+        max_in_flight: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._est = RateEstimator(
+            initial_rps=initial_rps, min_rps=min_rps, max_rps=max_rps, max_in_flight=max_in_flight
+        )
+        self._clock = clock
+        self._sleep = sleep
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._counts = {"sent": 0, OK: 0, RATE_LIMITED: 0, ERROR: 0}
+        self.timeline: list[tuple[float, float]] = []
+        self._record(self._clock())
+
+    def acquire(self, stop: threading.Event | None = None) -> Permit:
+        """Block until an in-flight slot is free and pacing allows a request."""
+        while True:
+            with self._cond:
+                if stop is not None and stop.is_set():
+                    raise Stopped()
+                now = self._clock()
+                if self._in_flight >= self._est.in_flight_limit:
+                    self._cond.wait(self.WAIT_CHUNK_S)
+                    continue
+                wait = self._est.next_send_time(now) - now
+                if wait <= 0:
+                    token = self._est.on_sent(now)
+                    self._in_flight += 1
+                    self._counts["sent"] += 1
+                    self._record(now)
+                    return Permit(token=token, started=now)
+            self._sleep(min(wait, self.WAIT_CHUNK_S))
+
+    def release(self, permit: Permit, outcome: str) -> None:
+        """Report the outcome of a request started with ``permit``."""
+        with self._cond:
+            if permit.released:
+                raise ValueError("permit released twice")
+            permit.released = True
+            now = self._clock()
+            self._in_flight -= 1
+            self._est.on_result(now, permit.token, outcome, now - permit.started)
+            self._counts[outcome] += 1
+            self._record(now)
+            self._cond.notify_all()
+
+    def snapshot(self) -> dict:
+        """Counters and current limits, for progress lines and the end-of-sync summary."""
+        with self._cond:
+            return {
+                "target_rps": self._est.target_rps,
+                "in_flight": self._in_flight,
+                "in_flight_limit": self._est.in_flight_limit,
+                "sent": self._counts["sent"],
+                "ok": self._counts[OK],
+                "rate_limited": self._counts[RATE_LIMITED],
+                "errors": self._counts[ERROR],
+            }
+
+    def _record(self, now: float) -> None:
+        rps = self._est.target_rps
+        if self.timeline and abs(rps - self.timeline[-1][1]) <= 0.01 * self.timeline[-1][1]:
+            return
+        self.timeline.append((now, rps))
+        if len(self.timeline) > self.TIMELINE_MAX:
+            self.timeline[:] = self.timeline[::2]
