@@ -1,8 +1,8 @@
 """Memory-light mirror: which current members of a list were not written in this sync.
 
 Identities written in the sync are kept as 8-byte hashes. The list's members are streamed from
-`getUsers` into a temporary file (one identifier per line) and hashed; the members whose hash was not
-seen are read back from the file in batches. A hash collision can only make us *keep* a member, never
+`getUsers` and hashed in chunks; the members whose hash was not seen are spooled to a temporary file
+and read back from it in batches. A hash collision can only make us *keep* a member, never
 remove one by mistake.
 """
 
@@ -35,6 +35,9 @@ class SeenSet:
         return np.unique(np.frombuffer(self._hashes, dtype=np.int64)) if len(self._hashes) else np.empty(0, np.int64)
 
 
+CHUNK = 65536
+
+
 @dataclass
 class MirrorPlan:
     """Result of comparing a list's members with the identities of this sync."""
@@ -42,7 +45,6 @@ class MirrorPlan:
     current_members: int
     to_remove: int
     _file: IO[bytes] | None = field(default=None, repr=False)
-    _remove_mask: np.ndarray | None = field(default=None, repr=False)
 
     def removal_percent(self) -> float:
         """Share of the list that would be removed."""
@@ -50,13 +52,11 @@ class MirrorPlan:
 
     def iter_removals(self) -> Iterator[str]:
         """Identifiers to remove, in list order, read back from the temporary file."""
-        if self._file is None or self._remove_mask is None or not self.to_remove:
+        if self._file is None or not self.to_remove:
             return
         self._file.seek(0)
-        mask = self._remove_mask
-        for index, raw in enumerate(self._file):
-            if mask[index]:
-                yield raw.decode("utf-8").rstrip("\n")
+        for raw in self._file:
+            yield raw.decode("utf-8").rstrip("\n")
 
     def close(self) -> None:
         """Delete the temporary file."""
@@ -65,22 +65,41 @@ class MirrorPlan:
             self._file = None
 
 
+def _unseen(chunk: list[str], seen_sorted: np.ndarray) -> list[str]:
+    """Members of `chunk` whose exact and lowercased forms were both not seen."""
+    if not len(seen_sorted):
+        return chunk
+    exact = np.fromiter((hash(m) for m in chunk), dtype=np.int64, count=len(chunk))
+    folded = np.fromiter((hash(m.lower()) for m in chunk), dtype=np.int64, count=len(chunk))
+    last = len(seen_sorted) - 1
+    hit = seen_sorted[np.minimum(np.searchsorted(seen_sorted, exact), last)] == exact
+    hit |= seen_sorted[np.minimum(np.searchsorted(seen_sorted, folded), last)] == folded
+    return [m for m, keep in zip(chunk, hit.tolist(), strict=True) if not keep]
+
+
 def plan_mirror(members: Iterable[str], seen: SeenSet) -> MirrorPlan:
-    """Stream `members` (identifiers from getUsers) and find those not in `seen`."""
-    spool = tempfile.TemporaryFile(prefix="iterable-mirror-")  # noqa: SIM115 - closed by MirrorPlan.close
-    exact = array("q")
-    folded = array("q")
-    for member in members:
-        spool.write(member.encode("utf-8") + b"\n")
-        exact.append(hash(member))
-        folded.append(hash(member.lower()))
+    """Stream `members` (identifiers from getUsers); spool those not in `seen` to a temporary file.
+
+    Memory stays O(seen + chunk): only the removals are kept, on disk.
+    """
     seen_sorted = seen.sorted_unique()
-    exact_arr = np.frombuffer(exact, dtype=np.int64) if len(exact) else np.empty(0, np.int64)
-    folded_arr = np.frombuffer(folded, dtype=np.int64) if len(folded) else np.empty(0, np.int64)
-    keep = np.isin(exact_arr, seen_sorted, assume_unique=False) | np.isin(folded_arr, seen_sorted)
-    remove_mask = ~keep
-    return MirrorPlan(current_members=len(exact), to_remove=int(remove_mask.sum()), _file=spool,
-                      _remove_mask=remove_mask)
+    spool = tempfile.TemporaryFile(prefix="iterable-mirror-")  # noqa: SIM115 - closed by MirrorPlan.close
+    total = removals = 0
+    chunk: list[str] = []
+    for member in members:
+        chunk.append(member)
+        if len(chunk) == CHUNK:
+            total, removals = total + len(chunk), removals + _spool(_unseen(chunk, seen_sorted), spool)
+            chunk = []
+    if chunk:
+        total, removals = total + len(chunk), removals + _spool(_unseen(chunk, seen_sorted), spool)
+    return MirrorPlan(current_members=total, to_remove=removals, _file=spool)
+
+
+def _spool(lines: list[str], spool: IO[bytes]) -> int:
+    if lines:
+        spool.write(("\n".join(lines) + "\n").encode("utf-8"))
+    return len(lines)
 
 
 def removal_row(identifier: str, by_user_id: bool) -> dict[str, str]:

@@ -121,11 +121,11 @@ class StreamSink:
                 report.skip(reason or "invalid_record")
                 return False
             entry = (ADD, row)
-            if self.seen is not None:
-                if email is not None:
-                    self.seen.add(email)
-                if user_id is not None:
-                    self.seen.add(user_id)
+        if self.seen is not None:  # members this sync added or deleted are never the mirror's to remove
+            if email is not None:
+                self.seen.add(email)
+            if user_id is not None:
+                self.seen.add(user_id)
         buffer = self.buffer
         previous = buffer.get(key)
         if previous is not None and previous[0] == ADD and entry[0] == ADD and "dataFields" in previous[1]:

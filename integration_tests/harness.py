@@ -36,7 +36,8 @@ def stream_entry(name: str, *, mode: str = "append", properties: dict | None = N
     schema: dict[str, Any] = {"type": "object"}
     if properties is not None:
         schema["properties"] = properties
-    stream: dict[str, Any] = {"name": name, "json_schema": schema, "supported_sync_modes": ["full_refresh", "incremental"]}
+    stream: dict[str, Any] = {"name": name, "json_schema": schema,
+                              "supported_sync_modes": ["full_refresh", "incremental"]}
     if namespace is not None:
         stream["namespace"] = namespace
     entry: dict[str, Any] = {"stream": stream, "sync_mode": "full_refresh", "destination_sync_mode": mode}
@@ -134,6 +135,14 @@ class RunResult:
         return found[0] if found else None
 
     @property
+    def peak_rss_mb(self) -> float | None:
+        """Peak RSS of the connector process, when run with measure_rss=True."""
+        for line in self.stderr.splitlines():
+            if line.startswith("PEAK_RSS_KB="):
+                return int(line.split("=", 1)[1]) / 1024
+        return None
+
+    @property
     def summary(self) -> dict[str, Any] | None:
         """The machine-readable SYNC_SUMMARY payload."""
         for text in reversed(self.logs):
@@ -147,11 +156,25 @@ class RunResult:
         return next(entry for entry in self.summary["lists"] if entry["stream"] == stream)
 
 
+# Peak RSS of the connector itself: VmHWM of its own address space. (ru_maxrss is not used because Linux
+# carries the parent's high-water mark over fork+exec, so a big test process would be counted.)
+RSS_PROBE = ("import atexit, runpy, sys\n"
+             "def _peak():\n"
+             "    for line in open('/proc/self/status'):\n"
+             "        if line.startswith('VmHWM:'):\n"
+             "            sys.stderr.write('PEAK_RSS_KB=%s\\n' % line.split()[1])\n"
+             "atexit.register(_peak)\n"
+             "sys.argv = sys.argv[1:]\n"
+             "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
 def run_cli(command: str, config: dict | None = None, catalog: dict | None = None, messages: Any = None,
-            env: dict[str, str] | None = None, timeout: float = 120, extra_args: list[str] | None = None) -> RunResult:
+            env: dict[str, str] | None = None, timeout: float = 120, extra_args: list[str] | None = None,
+            measure_rss: bool = False) -> RunResult:
     """Run `python main.py <command>` like the platform does and parse its stdout."""
     with tempfile.TemporaryDirectory() as tmp:
-        args = [sys.executable, str(REPO_ROOT / "main.py"), command]
+        prefix = [sys.executable, "-c", RSS_PROBE] if measure_rss else [sys.executable]
+        args = [*prefix, str(REPO_ROOT / "main.py"), command]
         if config is not None:
             path = Path(tmp) / "config.json"
             path.write_text(json.dumps(config))
