@@ -104,11 +104,11 @@ class ListReport:
             return ", ".join(f"{k}={v}" for k, v in sorted(counter.items())) or "none"
 
         if self.dry_run:
-            return (f"List '{self.list_name}' ({'would be CREATED' if self.created else f'reused, id {self.list_id}'}"
-                    f", mode {self.mode}): read {self.records_read}, would add {self.add_rows_sent}, would remove "
-                    f"{self.removed_by_delete + self.removed_by_mirror} (deletes {self.removed_by_delete}, mirror "
-                    f"{self.removed_by_mirror}), would skip {sum(self.skipped.values())} ({fmt(self.skipped)}), "
-                    f"removals refused {self.removals_refused}, mirror {self.mirror}")
+            target = "would be CREATED" if self.created else f"reused, id {self.list_id}"
+            return (f"List '{self.list_name}' ({target}, mode {self.mode}): read {self.records_read}, would add "
+                    f"{self.add_rows_sent}, would remove {self.removed_by_mirror} by mirror and send "
+                    f"{self.removed_by_delete} delete(s), would skip {sum(self.skipped.values())} "
+                    f"({fmt(self.skipped)}), removals refused {self.removals_refused}, mirror {self.mirror}")
 
         return (f"List '{self.list_name}' (id {self.list_id if self.list_id is not None else 'new'}, "
                 f"{'created' if self.created else 'reused'}, mode {self.mode}): read {self.records_read}, "
