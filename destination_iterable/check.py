@@ -8,7 +8,13 @@ from typing import Any
 
 from destination_iterable.client import IterableClient
 from destination_iterable.config import DATA_CENTER_URLS, IterableConfig, parse_config, require_consent
-from destination_iterable.errors import AuthError, ConfigError, IterableDestinationError, TransientError
+from destination_iterable.errors import (
+    AuthError,
+    ConfigError,
+    IterableDestinationError,
+    RetryBudgetExceeded,
+    TransientError,
+)
 
 CHECK_RETRY_SECONDS = 20.0
 CHECK_TIMEOUT_SECONDS = 15.0
@@ -24,9 +30,11 @@ def check_connection(raw_config: Mapping[str, Any]) -> tuple[bool, str]:
         return True, f"Connected to Iterable ({config.data_center} data center); the API key may write lists."
     except ConfigError as exc:
         return False, exc.message
-    except TransientError as exc:
-        return False, (f"Could not reach Iterable at {_host(raw_config)}: {exc.message} Check the data center, "
+    except RetryBudgetExceeded as exc:
+        return False, (f"Could not reach Iterable at {_host(raw_config)} ({exc.problem}). Check the data center, "
                        "the API base URL and your network, then try again.")
+    except TransientError as exc:
+        return False, f"Could not reach Iterable at {_host(raw_config)}: {exc.message}"
     except IterableDestinationError as exc:
         return False, f"Iterable answered unexpectedly: {exc.message}"
     except Exception as exc:  # noqa: BLE001 - check must never raise
@@ -34,8 +42,9 @@ def check_connection(raw_config: Mapping[str, Any]) -> tuple[bool, str]:
 
 
 def _client(config: IterableConfig, base_url: str) -> IterableClient:
-    return IterableClient(base_url, config.api_key, retry_max_seconds=CHECK_RETRY_SECONDS,
-                          timeout_seconds=CHECK_TIMEOUT_SECONDS)
+    return IterableClient(base_url, config.api_key,
+                          retry_max_seconds=min(CHECK_RETRY_SECONDS, config.retry_max_seconds),
+                          timeout_seconds=min(CHECK_TIMEOUT_SECONDS, config.request_timeout_seconds))
 
 
 def _check_key(config: IterableConfig) -> None:

@@ -210,7 +210,7 @@ class IterableClient:
                 raise RetryBudgetExceeded(
                     f"Iterable kept failing while {what} ({last_problem}) for {elapsed:.0f} s, beyond the "
                     f"retry budget of {self.retry.budget_seconds:.0f} s. The sync can be retried; raise "
-                    "'retry_max_seconds' if Iterable is slow.", stream=stream_name)
+                    "'retry_max_seconds' if Iterable is slow.", problem=last_problem, stream=stream_name)
             if self.stop.wait(wait):
                 raise TransientError(f"Stopped while {what}.", stream=stream_name)
 

@@ -21,10 +21,11 @@ from airbyte_cdk.models import (
     FailureType,
     Status,
     StreamDescriptor,
+    Type,
 )
-from airbyte_cdk.sources.utils.schema_helpers import check_config_against_spec_or_exit
 from airbyte_cdk.utils.airbyte_secrets_utils import get_secrets, update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from jsonschema import Draft7Validator
 
 from destination_iterable.catalog import streams_from_catalog
 from destination_iterable.check import check_connection
@@ -34,6 +35,30 @@ from destination_iterable.messages import LineReader, emit_json
 from destination_iterable.writer import write_messages
 
 logger = logging.getLogger("airbyte")
+
+
+def spec_problem(config: Any, schema: Mapping[str, Any]) -> str | None:
+    """The first way `config` breaks the spec, as a sentence that names the setting (never its value)."""
+    if not isinstance(config, dict):
+        return "The configuration must be a JSON object."
+    errors = sorted(Draft7Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    error = errors[0]
+    name = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "required":
+        name = str(error.message).split("'")[1] if "'" in str(error.message) else name
+        return f"Setting '{name}' is required. Fill it in in the destination's settings."
+    expected = {
+        "type": f"must be of type {error.validator_value}",
+        "enum": f"must be one of {error.validator_value}",
+        "pattern": "does not have the expected format",
+        "minimum": f"must be at least {error.validator_value}",
+        "maximum": f"must be at most {error.validator_value}",
+        "exclusiveMinimum": f"must be greater than {error.validator_value}",
+        "minLength": "must not be empty",
+    }.get(str(error.validator), "is not valid")
+    return f"Setting '{name}' {expected}. Fix it in the destination's settings."
 
 
 def to_traced(exc: IterableDestinationError) -> AirbyteTracedException:
@@ -75,21 +100,43 @@ class DestinationIterable(Destination):
         """CLI entry point; `write` bypasses the CDK's per-message objects and keeps the state `id`."""
         init_uncaught_exception_handler(logger)
         parsed = self.parse_args(args)
-        if parsed.command != "write":
+        if parsed.command == "spec":
             super().run(args)
             return
         try:
-            self._run_write_fast(parsed.config, parsed.catalog)
+            if parsed.command == "check":
+                self._run_check_cli(parsed.config)
+            else:
+                self._run_write_fast(parsed.config, parsed.catalog)
         except AirbyteTracedException as traced:
             self._fail(traced)
         except IterableDestinationError as exc:
             self._fail(to_traced(exc))
 
-    def _run_write_fast(self, config_path: str, catalog_path: str) -> None:
-        raw_config = self.read_config(config_path=config_path)
+    def _read_config(self, config_path: str) -> tuple[dict[str, Any], str | None]:
+        """Read the config, register its secrets for masking, and validate it against the spec."""
+        try:
+            raw_config = self.read_config(config_path=config_path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"The config file could not be read as a JSON object ({type(exc).__name__}).") from None
         spec = self.spec(logger)
-        update_secrets(get_secrets(spec.connectionSpecification, raw_config))
-        check_config_against_spec_or_exit(raw_config, spec)
+        if isinstance(raw_config, dict):
+            update_secrets([s for s in get_secrets(spec.connectionSpecification, raw_config) if isinstance(s, str)])
+        return raw_config, spec_problem(raw_config, spec.connectionSpecification)
+
+    def _run_check_cli(self, config_path: str) -> None:
+        try:
+            raw_config, problem = self._read_config(config_path)
+        except ConfigError as exc:
+            raw_config, problem = {}, exc.message
+        status = AirbyteConnectionStatus(status=Status.FAILED, message=problem) if problem else \
+            self.check(logger, raw_config)
+        emit_json(AirbyteMessageSerializer.dump(AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=status)))
+
+    def _run_write_fast(self, config_path: str, catalog_path: str) -> None:
+        raw_config, problem = self._read_config(config_path)
+        if problem:
+            raise ConfigError(problem)
         config = parse_config(raw_config)
         try:
             with open(catalog_path, "rb") as handle:

@@ -53,3 +53,7 @@ class BadRequestError(ApiError):
 
 class RetryBudgetExceeded(TransientError):
     """Retryable failures (429, 5xx, dropped connections, timeouts) lasted longer than the budget."""
+
+    def __init__(self, message: str, *, problem: str = "", stream: str | None = None) -> None:
+        super().__init__(message, stream=stream)
+        self.problem = problem

@@ -54,20 +54,26 @@ class RateEstimator:
     # start-up
     START_DOUBLING_S = 0.5  # busy seconds per doubling during start-up ...
     START_DOUBLING_RTTS = 2.0  # ... and at least this many round trips
-    BURST_S = 1.0  # assumed bucket depth (seconds of limit) when correcting the start-up overshoot
+    BURST_S = 1.0  # assumed bucket depth (seconds of the limit) when it must be modelled
     # cuts
-    BETA = 0.9  # target after a cut, as a share of the estimated limit
+    BETA = 0.92  # target after a cut, as a share of the estimated limit
     MD_FACTOR = 0.6  # estimate = this x rate when the limit cannot be measured
     MIN_SAMPLES = 8  # accepted requests needed between two 429s to measure the limit ...
     MIN_SPAN_S = 0.5  # ... over at least this long (and one round trip)
     CONFIDENT_SAMPLES = 30  # a measurement this good switches to the slow curve
-    HISTORY_S = 120.0  # how far back 429 markers are used
-    GRACE_S = 1.0  # one 429 this soon after a cut is forgiven (arrival jitter)
+    HISTORY_S = 90.0  # how far back 429 markers are used
+    AMBIGUITY = 0.02  # a fit whose possible limits differ more than this is not confident
+    FIT_STEPS = 20  # bisection steps of a fit
+    NOISE_MAX = 5  # 429s below the estimate in one epoch that always mean the limit fell ...
+    NOISE_SHARE = 0.2  # ... or from 2 on, this share of the epoch's results ...
+    NOISE_FIT = 0.9  # ... or when the limit measured since the cut is below this x the rate
     # probing
-    CUBIC_C = 0.1  # depth of the cubic curve, as a share of the estimate
-    K_SLOW_S = 15.0  # busy seconds from a cut back to a measured estimate
-    K_FAST_S = 4.0  # same, after a guessed estimate or once the limit seems to have risen
-    MAX_GROWTH = 0.1  # fastest growth, share of the estimate per busy second
+    PROBE_ABOVE = 0.04  # the curve reaches (1 + this) x estimate at its mirror point
+    K_SLOW_S = 10.0  # busy seconds from a cut back to a measured estimate
+    K_FAST_S = 3.0  # same, after a guessed estimate or once the limit seems to have risen
+    MAX_GROWTH = 0.3  # fastest growth while probing, per busy second ...
+    GROWTH_PER_RTT = 0.03  # ... and per round trip (an overshoot costs ~ rate x latency 429s) ...
+    GROWTH_RAMP_S = 5.0  # ... reached after this long past the plateau
     # pacing and in-flight
     PACE_CREDIT = 0.25  # share of an interval a late sender may catch up (no bursts)
     BUSY_SLACK = 0.25  # a send later than this share of an interval is not keeping up
@@ -99,8 +105,10 @@ class RateEstimator:
         self._busy = 0.0  # busy seconds along the current curve
         self._epoch = 0
         self._cut_at = -math.inf  # requests sent from then on belong to the current epoch
-        self._forgiven = False
+        self._epoch_ok = 0
+        self._epoch_limited = 0
         self._last_sent: float | None = None
+        self._first_sent = 0.0
         self._slot = -math.inf  # earliest start of the next request
         self._srtt: float | None = None
         self._errors_in_row = 0
@@ -150,6 +158,8 @@ class RateEstimator:
         sent_at = now - max(0.0, latency)
         if outcome == OK:
             bisect.insort(self._oks, sent_at)
+            if sent_token == self._epoch:
+                self._epoch_ok += 1
         else:
             bisect.insort(self._marks, sent_at)
             if sent_token == self._epoch and sent_at >= self._cut_at:
@@ -189,6 +199,8 @@ class RateEstimator:
         by the in-flight bound must not grow (it would burst once the brake is gone).
         """
         last, self._last_sent = self._last_sent, now
+        if last is None:
+            self._first_sent = now
         if last is None or now <= last:
             return
         busy = now - last
@@ -198,20 +210,36 @@ class RateEstimator:
             self._set_target(self._target * 2.0 ** (busy / self._doubling_s()))
             return
         self._busy += busy
-        if self._k == self.K_SLOW_S and self._busy > 2 * self._k:
-            # Past the mirror point without a 429: the limit rose, search faster.
+        if self._k == self.K_SLOW_S and self._busy > 4 * self._k:
+            # Past the mirror point and the plateau without a 429: the limit rose.
             self._k = self.K_FAST_S
-            self._busy = 2 * self._k
+            self._busy = 4 * self._k
         self._set_target(self._curve(self._busy))
 
     def _curve(self, busy: float) -> float:
-        """Cubic around the estimate, growing at most MAX_GROWTH x estimate per second."""
-        w, c, k = self._w_max, self.CUBIC_C, self._k
-        x_cap = 1.0 + math.sqrt(self.MAX_GROWTH * k / (3.0 * c))
-        x = busy / k
-        if x <= x_cap:
-            return w * (1.0 + c * (x - 1.0) ** 3)
-        return w * (1.0 + c * (x_cap - 1.0) ** 3 + self.MAX_GROWTH * (busy - x_cap * k))
+        """Target ``busy`` seconds after a cut: the probing curve around the estimate ``w``.
+
+        Concave from ``BETA x w`` back to ``w`` over K seconds; convex up to
+        ``(1 + PROBE_ABOVE) x w`` over 2K more (the mirror point: the surplus above the limit
+        has used up the deficit built below it, so a 429 is due); flat for K more (token
+        granularity and jitter make the 429 a little late); then growth that speeds up over
+        GROWTH_RAMP_S to MAX_GROWTH per second, to find a raised limit.
+        """
+        w, k = self._w_max, self._k
+        if busy <= k:
+            return w * (1.0 - (1.0 - self.BETA) * (1.0 - busy / k) ** 3)
+        top = w * (1.0 + self.PROBE_ABOVE)
+        if busy <= 3.0 * k:
+            return w + (top - w) * ((busy - k) / (2.0 * k)) ** 3
+        t, ramp, g = busy - 4.0 * k, self.GROWTH_RAMP_S, self._max_growth()
+        if t <= 0:
+            return top
+        exponent = g * t * t / (2.0 * ramp) if t <= ramp else g * (t - ramp / 2.0)
+        return top * math.exp(exponent)
+
+    def _max_growth(self) -> float:
+        rtt = self._srtt if self._srtt else 0.0
+        return min(self.MAX_GROWTH, self.GROWTH_PER_RTT / rtt) if rtt > 0 else self.MAX_GROWTH
 
     def _set_target(self, new: float) -> None:
         old, new = self._target, self._clamp(new)
@@ -222,21 +250,47 @@ class RateEstimator:
 
     # ------------------------------------------------------------------ cuts
     def _on_fresh_limit(self, now: float, sent_at: float) -> None:
-        """A 429 for a request of the current epoch: cut once, unless it is early jitter."""
-        if self._phase == _PROBE and not self._forgiven and sent_at < self._cut_at + self.GRACE_S:
-            self._forgiven = True
-            self._busy = min(self._busy, self._k)  # hold: do not grow past the estimate yet
-            return
+        """A 429 for a request of the current epoch: cut once, unless it is noise."""
         rate = self._rate_at(sent_at)
-        measured = self._measure(sent_at)
-        if measured is not None:
-            estimate, samples = measured
-            confident = samples >= self.CONFIDENT_SAMPLES
-        elif self._phase == _START:
-            estimate, confident = rate / self._start_overshoot(), False
-        else:
-            estimate, confident = rate * self.MD_FACTOR, False
+        if self._phase == _PROBE:
+            if sent_at < self._cut_at + (self._srtt or 0.0):
+                return  # requests of the old epoch were still draining the bucket
+            self._epoch_limited += 1
+            if rate <= self._w_max and not self._limit_fell(sent_at, rate):
+                # Below the estimate and rare: arrival jitter while the bucket is nearly
+                # empty. Start the curve again lower so the bucket builds a cushion.
+                self._busy = 0.0
+                self._set_target(self._curve(0.0))
+                return
+        estimate, confident = self._estimate(sent_at, rate)
         self._cut(now, min(estimate, rate), confident)
+
+    def _limit_fell(self, sent_at: float, rate: float) -> bool:
+        """Whether 429s below the estimate mean a lower limit rather than jitter: they are
+        frequent, or the limit measured since the cut is clearly below the rate."""
+        limited, total = self._epoch_limited, self._epoch_limited + self._epoch_ok
+        if limited >= self.NOISE_MAX or (limited >= 2 and limited >= self.NOISE_SHARE * total):
+            return True
+        fit = self._fit_from_marks(sent_at, self._cut_at)
+        return fit is not None and fit[0] < self.NOISE_FIT * rate
+
+    def _estimate(self, sent_at: float, rate: float) -> tuple[float, bool]:
+        """(estimated limit, whether it was measured well) for a 429 sent at ``sent_at``."""
+        if self._phase == _START:
+            fit = self._fit(self._first_sent, sent_at, full=True)
+            return (fit[0], False) if fit else (rate * self.MD_FACTOR, False)
+        since = sent_at - self.HISTORY_S
+        if rate <= self._w_max:
+            # A 429 below the estimate: the limit fell. Older history describes the old limit.
+            since = self._cut_at - 2 * (self._srtt or 0.0)
+        fit = self._fit_from_marks(sent_at, since)
+        if fit is None:
+            return rate * self.MD_FACTOR, False
+        estimate, accepted, ambiguous = fit
+        # Far past the curve's top, the bucket had probably filled up: the fit leans on the
+        # assumed depth, so measure once more on a fast curve before trusting it.
+        expected = rate <= self._w_max * (1.0 + 2.0 * self.PROBE_ABOVE)
+        return estimate, expected and accepted >= self.CONFIDENT_SAMPLES and not ambiguous
 
     def _rate_at(self, sent_at: float) -> float:
         """Target in force when the request sent at ``sent_at`` started."""
@@ -244,38 +298,71 @@ class RateEstimator:
         idx = bisect.bisect_right(sends, (sent_at, math.inf)) - 1
         return sends[idx][1] if idx >= 0 else self._target
 
-    def _start_overshoot(self) -> float:
-        """How far past the limit an exponential ramp gets before a full bucket is empty.
+    def _fit_from_marks(self, sent_at: float, since: float) -> tuple[float, int, bool] | None:
+        """Fit between the most recent earlier 429 (not before ``since``) that leaves enough
+        time and accepted requests in between, and the 429 sent at ``sent_at``."""
+        min_span = max(self.MIN_SPAN_S, self._srtt or 0.0)
+        idx = bisect.bisect_right(self._marks, sent_at - min_span) - 1
+        while idx >= 0 and self._marks[idx] >= since:
+            fit = self._fit(self._marks[idx], sent_at, full=False)
+            if fit is not None:
+                return fit
+            idx -= 1
+        return None
 
-        With growth rate ``g`` (1/s) and a bucket holding ``BURST_S`` seconds of the limit,
-        the rate ratio ``rho`` at that moment solves ``rho - 1 - ln(rho) = g x BURST_S``.
+    def _fit(self, start: float, end: float, full: bool) -> tuple[float, int, bool] | None:
+        """The limit at which a token bucket fed with our accepted requests is empty at ``end``.
+
+        The bucket is empty (``full=False``: a 429 was answered then) or full (the start of
+        the run) at ``start``. If it never overflowed this is simply accepted requests / time,
+        whatever its depth. If our rate stayed low long enough for it to fill up, its depth is
+        assumed to be BURST_S seconds of the limit, and a range of limits fits the data: the
+        upper end is taken (the bucket did overflow). Returns (limit, accepted requests,
+        whether the fit is ambiguous), or None with too few requests in between.
         """
-        need = math.log(2.0) / self._doubling_s() * self.BURST_S
-        lo, hi = 1.0, 64.0
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            if mid - 1.0 - math.log(mid) < need:
+        times = self._oks[bisect.bisect_right(self._oks, start) : bisect.bisect_left(self._oks, end)]
+        n, span = len(times), end - start
+        if n < self.MIN_SAMPLES or span <= 0:
+            return None
+        init = self.BURST_S if full else 0.0
+        low = n / (span + init)  # bucket left empty at `end` without overflow ...
+        high = (n + 1.0) / (span + init)  # ... or with one token left
+        if not self._replay(times, start, end, high, full)[1]:
+            return (low + high) / 2.0, n, False
+        low = self._solve(times, start, end, full, 0.0, low)
+        high = self._solve(times, start, end, full, 1.0, high)
+        ambiguous = high > low * (1.0 + self.AMBIGUITY)
+        return min(high, low / self.BETA), n, ambiguous
+
+    def _solve(self, times: list[float], start: float, end: float, full: bool, level: float, guess: float) -> float:
+        """Largest refill rate leaving at most ``level`` tokens at ``end`` (bisection)."""
+        lo, hi = guess, guess
+        while self._replay(times, start, end, hi, full)[0] <= level:
+            lo, hi = hi, hi * 2.0
+        for _ in range(self.FIT_STEPS):
+            mid = (lo + hi) / 2.0
+            if self._replay(times, start, end, mid, full)[0] <= level:
                 lo = mid
             else:
                 hi = mid
         return lo
 
-    def _measure(self, sent_at: float) -> tuple[float, int] | None:
-        """Accepted rate between an earlier 429 and this one (the bucket was empty at both).
-
-        Returns (requests/second, accepted requests in between), from the most recent
-        earlier 429 that leaves enough requests and time in between, or None.
-        """
-        min_span = max(self.MIN_SPAN_S, self._srtt or 0.0)
-        end = bisect.bisect_left(self._oks, sent_at)
-        idx = bisect.bisect_left(self._marks, sent_at - min_span) - 1
-        while idx >= 0 and self._marks[idx] >= sent_at - self.HISTORY_S:
-            start = self._marks[idx]
-            accepted = end - bisect.bisect_right(self._oks, start)
-            if accepted >= self.MIN_SAMPLES:
-                return accepted / (sent_at - start), accepted
-            idx -= 1
-        return None
+    def _replay(self, times: list[float], start: float, end: float, rate: float, full: bool) -> tuple[float, bool]:
+        """Bucket level at ``end`` (and whether it overflowed) for a refill ``rate``."""
+        cap = max(1.0, rate * self.BURST_S)
+        level = cap if full else 0.0
+        overflowed = False
+        last = start
+        for t in times:
+            level += rate * (t - last)
+            last = t
+            if level > cap:
+                level, overflowed = cap, True
+            level -= 1.0
+        level += rate * (end - last)
+        if level > cap:
+            level, overflowed = cap, True
+        return level, overflowed
 
     def _cut(self, now: float, estimate: float, confident: bool) -> None:
         self._phase = _PROBE
@@ -283,10 +370,9 @@ class RateEstimator:
         self._k = self.K_SLOW_S if confident else self.K_FAST_S
         self._epoch += 1
         self._cut_at = now
-        self._forgiven = False
-        # Start the curve where it equals BETA x estimate.
-        depth = min(1.0, (1.0 - self.BETA) / self.CUBIC_C)
-        self._busy = self._k * (1.0 - depth ** (1.0 / 3.0))
+        self._epoch_ok = 0
+        self._epoch_limited = 0
+        self._busy = 0.0
         self._set_target(self.BETA * self._w_max)
 
     def _trim(self, now: float) -> None:

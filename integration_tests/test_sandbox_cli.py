@@ -1,0 +1,50 @@
+"""The CLI: ``python -m integration_tests.sandbox`` prints one ready line and exits 0 on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "integration_tests.sandbox", "--port", "0", *flags], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    return proc, line
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cli_prints_ready_line_serves_and_stops_cleanly(sig):
+    proc, line = start("--api-key", "cli-key", "--read-only-key", "cli-ro", "--subscribe-rps", "7",
+                       "--error-rate", "0", "--latency-ms", "1", "--echo-api-key-in-errors",
+                       "--forgotten-emails", "A@x.com,b@y.com", "--project-type", "hybrid",
+                       "--new-list-invalid-seconds", "3", "--get-users-503-next", "2", "--seed", "9")
+    try:
+        assert line.startswith("sandbox listening on http://127.0.0.1:"), line
+        url = line.strip().rsplit(" ", 1)[-1]
+        config = requests.get(f"{url}/_sandbox/config", timeout=5).json()
+        assert config["subscribe_rps"] == 7 and config["echo_api_key_in_errors"] is True
+        assert config["forgotten_emails"] == ["a@x.com", "b@y.com"] and config["get_users_503_next"] == 2
+        assert requests.get(f"{url}/api/lists", headers={"Api-Key": "cli-key"}, timeout=5).status_code == 200
+        assert requests.post(f"{url}/api/lists", headers={"Api-Key": "cli-ro"}, json={"name": "x"},
+                             timeout=5).status_code == 401
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout.read() == ""  # exactly one line on stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_rejects_a_bad_knob_value():
+    proc, line = start("--api-key", "k", "--error-rate", "2")
+    assert proc.wait(timeout=10) == 2 and line == ""
+    assert "error_rate" in proc.stderr.read()
