@@ -39,6 +39,7 @@ def test_mirror_with_complete_status_gives_exactly_the_new_segment(sandbox):
     summary = result.list_summary("vip")
     assert summary["removed_by_mirror"] == 2 and summary["mode"] == "mirror" and summary["size_after"] == 3
     assert [s["state"]["id"] for s in result.states] == [1]
+    assert sandbox.client.stats()["channel_unsubscribes"] == 0, "a mirror must never unsubscribe from a channel"
 
 
 @pytest.mark.parametrize("tail", [[], [stream_status("vip", "INCOMPLETE")], [stream_status("other")]],
@@ -104,6 +105,7 @@ def test_cdc_deletes_keep_input_order(sandbox):
     # within one batch the last change of a member wins: brief@ is never added, so both it and never@ are no-ops
     assert summary["removed_by_delete"] == 1 and summary["remove_not_member"] == 2
     assert summary["remove_rejected"] == {}
+    assert sandbox.client.stats()["channel_unsubscribes"] == 0
 
 
 def test_delete_then_readd_across_batches(sandbox):
