@@ -31,6 +31,12 @@ from typing import Any, Literal
 __all__ = ["ALL_FIELDS", "RESERVED_PREFIXES", "FieldSelector", "json_safe"]
 
 RESERVED_PREFIXES = ("_airbyte_", "_ab_cdc_")
+# Iterable's system profile fields (and its identifier keys): "*" never copies a record key with these names.
+ITERABLE_SYSTEM_FIELDS = frozenset({
+    "email", "userId", "emailListIds", "userListIds", "itblInternal", "itblDS", "itblUserId", "profileUpdatedAt",
+    "signupDate", "signupSource", "subscribedMessageTypeIds", "unsubscribedChannelIds",
+    "unsubscribedMessageTypeIds", "receivedSMSDisclaimer",
+})
 ALL_FIELDS = "*"
 
 _MISSING: Any = object()
@@ -249,7 +255,7 @@ class FieldSelector:
             if len(names) > 1:
                 raise ValueError('"*" (all fields) cannot be combined with other profile field names')
             self._mode = self._ALL
-            self._excluded = frozenset(path[0] for path in identifier_paths if len(path) == 1)
+            self._excluded = frozenset(path[0] for path in identifier_paths if len(path) == 1) | ITERABLE_SYSTEM_FIELDS
             return
         self._mode = self._EXPLICIT
         paths = [_parse_name(name) for name in names]

@@ -79,8 +79,15 @@ def test_all_fields_nested_identifier_excludes_nothing_at_top_level() -> None:
     selector = FieldSelector(["*"], [("contact", "email"), ()])
     result = selector.select(RECORD)
     assert result is not None
-    assert "contact" in result and "email" in result and "user_id" in result
+    assert "contact" in result and "user_id" in result
+    assert "email" not in result, "Iterable's identifier keys are never copied into dataFields by '*'"
     assert not any(key.startswith(RESERVED_PREFIXES) for key in result)
+
+
+def test_all_fields_skips_iterable_system_fields() -> None:
+    selector = FieldSelector(["*"], [("email",)])
+    record = {"email": "a@b.com", "emailListIds": [1], "signupDate": "x", "userId": "u", "plan": "gold"}
+    assert selector.select(record) == {"plan": "gold"}
 
 
 def test_all_fields_nothing_left_gives_none() -> None:
