@@ -88,12 +88,14 @@ class IterableClient:
 
     def __init__(self, base_url: str, api_key: str, *, controller: AdaptiveRateController | None = None,
                  retry_max_seconds: float = 600.0, timeout_seconds: float = 60.0,
-                 stop: threading.Event | None = None, pool_size: int = 32) -> None:
+                 stop: threading.Event | None = None, pool_size: int = 32,
+                 slow_endpoint_wait: float = SLOW_ENDPOINT_WAIT) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.controller = controller or AdaptiveRateController()
         self.retry = RetryPolicy(retry_max_seconds)
         self.timeout = (min(10.0, timeout_seconds), timeout_seconds)
+        self.slow_endpoint_wait = slow_endpoint_wait
         self.stop = stop or threading.Event()
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -203,7 +205,7 @@ class IterableClient:
             last_problem = problem
             with self.stats_lock:
                 self.stats["retries"] += 1
-            wait = (SLOW_ENDPOINT_WAIT + random.uniform(0, 2.5)) if slow else (  # noqa: S311
+            wait = (self.slow_endpoint_wait * random.uniform(1.0, 1.2)) if slow else (  # noqa: S311
                 self.retry.delay(attempt) if outcome != RATE_LIMITED else random.uniform(0, 0.25))  # noqa: S311
             elapsed = time.monotonic() - started
             if not retry or elapsed + wait > self.retry.budget_seconds:

@@ -35,6 +35,7 @@ class IterableConfig:
     request_timeout_seconds: float = 60.0
     batch_max_age_seconds: float = 10.0
     progress_interval_seconds: float = 10.0
+    slow_endpoint_wait_seconds: float = 12.5
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -164,6 +165,7 @@ def parse_config(raw: Mapping[str, Any]) -> IterableConfig:
         request_timeout_seconds=float(_get(raw, "request_timeout_seconds", (int, float), "seconds", 60.0)),
         batch_max_age_seconds=float(_get(raw, "batch_max_age_seconds", (int, float), "seconds", 10.0)),
         progress_interval_seconds=float(_get(raw, "progress_interval_seconds", (int, float), "seconds", 10.0)),
+        slow_endpoint_wait_seconds=float(_get(raw, "slow_endpoint_wait_seconds", (int, float), "seconds", 12.5)),
     )
 
 

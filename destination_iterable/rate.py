@@ -287,8 +287,13 @@ class RateEstimator:
         if fit is None:
             return rate * self.MD_FACTOR, False
         estimate, accepted, ambiguous = fit
-        # Far past the curve's top, the bucket had probably filled up: the fit leans on the
-        # assumed depth, so measure once more on a fast curve before trusting it.
+        if ambiguous:
+            # The bucket overflowed, so the fit leans on its assumed depth. If it is shallower
+            # the limit is higher: lean towards the rate of the 429, since a too high estimate
+            # is corrected within a round trip and a too low one only by a slow climb.
+            estimate = math.sqrt(estimate * max(estimate, rate))
+        # Far past the curve's top, the bucket had probably filled up: measure once more
+        # on a fast curve before trusting the fit.
         expected = rate <= self._w_max * (1.0 + 2.0 * self.PROBE_ABOVE)
         return estimate, expected and accepted >= self.CONFIDENT_SAMPLES and not ambiguous
 
@@ -318,7 +323,7 @@ class RateEstimator:
         whatever its depth. If our rate stayed low long enough for it to fill up, its depth is
         assumed to be BURST_S seconds of the limit, and a range of limits fits the data: the
         upper end is taken (the bucket did overflow). Returns (limit, accepted requests,
-        whether the fit is ambiguous), or None with too few requests in between.
+        whether that range is wide), or None with too few requests in between.
         """
         times = self._oks[bisect.bisect_right(self._oks, start) : bisect.bisect_left(self._oks, end)]
         n, span = len(times), end - start
@@ -331,8 +336,7 @@ class RateEstimator:
             return (low + high) / 2.0, n, False
         low = self._solve(times, start, end, full, 0.0, low)
         high = self._solve(times, start, end, full, 1.0, high)
-        ambiguous = high > low * (1.0 + self.AMBIGUITY)
-        return min(high, low / self.BETA), n, ambiguous
+        return high, n, high > low * (1.0 + self.AMBIGUITY)
 
     def _solve(self, times: list[float], start: float, end: float, full: bool, level: float, guess: float) -> float:
         """Largest refill rate leaving at most ``level`` tokens at ``end`` (bisection)."""

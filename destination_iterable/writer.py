@@ -31,7 +31,7 @@ def build_client(config: IterableConfig, stop: threading.Event) -> IterableClien
     controller = AdaptiveRateController(max_rps=config.max_requests_per_second, max_in_flight=MAX_IN_FLIGHT)
     return IterableClient(config.base_url, config.api_key, controller=controller,
                           retry_max_seconds=config.retry_max_seconds, timeout_seconds=config.request_timeout_seconds,
-                          stop=stop, pool_size=MAX_IN_FLIGHT)
+                          stop=stop, pool_size=MAX_IN_FLIGHT, slow_endpoint_wait=config.slow_endpoint_wait_seconds)
 
 
 def _mode_label(spec: StreamSpec) -> str:

@@ -170,3 +170,40 @@ def test_mirror_of_a_million_member_list_completes_with_bounded_memory(sandbox):
     assert sandbox.client.member_emails(list_id) == set(keep)
     print(f"mirror of 1,000,000 members: peak RSS {result.peak_rss_mb:.0f} MB")
     assert result.peak_rss_mb is not None and result.peak_rss_mb < 400
+
+
+def test_get_users_503_is_retried_and_the_mirror_completes(sandbox):
+    list_id = seed_vip(sandbox, ["a@x.com", "b@x.com"])
+    sandbox.client.set_config(get_users_503_next=2)
+    config = make_config(sandbox, slow_endpoint_wait_seconds=0.2)
+    result = run_cli("write", config, mirror_catalog(), [*sync("b@x.com"), stream_status("vip")])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert sandbox.client.member_emails(list_id) == {"b@x.com"}
+    assert sandbox.client.stats()["faults"]["get_users_503"] == 2
+
+
+def test_get_users_failing_beyond_the_budget_removes_nobody(sandbox):
+    list_id = seed_vip(sandbox, ["a@x.com", "b@x.com"])
+    sandbox.client.set_config(get_users_503_next=100)
+    config = make_config(sandbox, slow_endpoint_wait_seconds=0.2, retry_max_seconds=1)
+    result = run_cli("write", config, mirror_catalog(), [*sync("b@x.com"), stream_status("vip")])
+    assert result.returncode == 1
+    assert result.errors[0]["failure_type"] == "transient_error"
+    assert sandbox.client.member_emails(list_id) == {"a@x.com", "b@x.com"}
+
+
+def test_two_streams_sharing_a_list_name_use_one_list(sandbox):
+    config = make_config(sandbox, list_name_template="All segments")
+    result = run_cli("write", config, make_catalog("a", "b"), [record("a", {"email": "a@x.com"}),
+                                                               record("b", {"email": "b@x.com"})])
+    assert result.returncode == 0, result.stdout[-3000:]
+    lists = sandbox.client.list_by_name("All segments")
+    assert len(lists) == 1 and sandbox.client.member_emails(lists[0]["id"]) == {"a@x.com", "b@x.com"}
+
+
+def test_a_mirror_sharing_its_list_with_another_stream_is_refused(sandbox):
+    config = make_config(sandbox, list_name_template="All segments")
+    catalog = make_catalog(stream_entry("a", mode="overwrite", generation_id=1, minimum_generation_id=1), "b")
+    result = run_cli("write", config, catalog, [record("a", {"email": "a@x.com"})])
+    assert result.returncode == 1 and result.errors[0]["failure_type"] == "config_error"
+    assert "both map to the list" in result.errors[0]["message"]
