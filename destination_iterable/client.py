@@ -205,15 +205,19 @@ class IterableClient:
             last_problem = problem
             with self.stats_lock:
                 self.stats["retries"] += 1
-            wait = (self.slow_endpoint_wait * random.uniform(1.0, 1.2)) if slow else (  # noqa: S311
-                self.retry.delay(attempt) if outcome != RATE_LIMITED else random.uniform(0, 0.25))  # noqa: S311
+            if slow:
+                wait = self.slow_endpoint_wait * random.uniform(1.0, 1.2)  # noqa: S311
+            elif outcome == RATE_LIMITED and rated:
+                wait = 0.0  # the rate controller paces the retry
+            else:
+                wait = self.retry.delay(attempt)
             elapsed = time.monotonic() - started
             if not retry or elapsed + wait > self.retry.budget_seconds:
                 raise RetryBudgetExceeded(
                     f"Iterable kept failing while {what} ({last_problem}) for {elapsed:.0f} s, beyond the "
                     f"retry budget of {self.retry.budget_seconds:.0f} s. The sync can be retried; raise "
                     "'retry_max_seconds' if Iterable is slow.", problem=last_problem, stream=stream_name)
-            if self.stop.wait(wait):
+            if wait and self.stop.wait(wait) or self.stop.is_set():
                 raise TransientError(f"Stopped while {what}.", stream=stream_name)
 
     def _attempt(self, method: str, path: str, data: bytes | None, params: dict[str, str] | None,
