@@ -165,3 +165,18 @@ def test_progress_lines_are_logged(sandbox):
     result = run_cli("write", make_config(sandbox, progress_interval_seconds=0.2), make_catalog("vip"), messages)
     assert result.returncode == 0
     assert any(line.startswith("Progress: read") and "records/s" in line for line in result.logs)
+
+
+def test_in_process_cdk_write_api(sandbox):
+    """`DestinationIterable().write(...)` with protocol objects (the CDK API) gives the same result."""
+    from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer, Type
+
+    from destination_iterable import DestinationIterable
+
+    catalog = ConfiguredAirbyteCatalogSerializer.load(make_catalog("vip"))
+    messages = [AirbyteMessageSerializer.load(m) for m in
+                [record("vip", {"email": "a@example.com"}), stream_state("vip", 1)]]
+    out = list(DestinationIterable().write(make_config(sandbox), catalog, messages))
+    assert [m.type for m in out] == [Type.STATE]
+    assert out[0].state.sourceStats is None and out[0].state.destinationStats.recordCount == 1.0
+    assert sandbox.client.member_emails(list_id(sandbox, "vip")) == {"a@example.com"}
