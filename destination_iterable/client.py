@@ -115,10 +115,11 @@ class IterableClient:
         body = self._json(self._call("GET", "/api/lists", what="reading lists"))
         return list(body.get("lists") or [])
 
-    def create_list(self, name: str, description: str) -> int:
-        """Create a static list and return its id."""
+    def create_list(self, name: str, description: str, *, retry: bool = True) -> int:
+        """Create a static list and return its id (not idempotent: callers may prefer retry=False)."""
         payload = orjson.dumps({"name": name, "description": description})
-        body = self._json(self._call("POST", "/api/lists", data=payload, what=f"creating list '{name}'"))
+        body = self._json(self._call("POST", "/api/lists", data=payload, what=f"creating list '{name}'",
+                                     retry=retry))
         return int(body["listId"])
 
     def delete_list(self, list_id: int) -> None:

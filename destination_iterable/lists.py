@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from destination_iterable.client import IterableClient
-from destination_iterable.errors import ConfigError
+from destination_iterable.errors import ConfigError, TransientError
 
 logger = logging.getLogger("airbyte")
 
 STATIC_LIST_TYPE = "Standard"
 NEW_LIST_GRACE_SECONDS = 60.0  # how long a new list id may still be "invalid" (eventual consistency)
+CREATE_ATTEMPTS = 6
 
 
 @dataclass
@@ -83,10 +84,38 @@ class ListDirectory:
     def _create(self, name: str, description: str) -> ListHandle:
         if self.dry_run:
             return ListHandle(name=name, list_id=None, created=True)
-        list_id = self.client.create_list(name, description)
+        list_id = self._create_once(name, description)
         self._all_lists().append({"id": list_id, "name": name, "listType": STATIC_LIST_TYPE})
         logger.info(f"Created Iterable static list '{name}' (id {list_id}).")
         return ListHandle(name=name, list_id=list_id, created=True, created_at=time.monotonic())
+
+    def _create_once(self, name: str, description: str) -> int:
+        """POST /api/lists is not idempotent: after a lost answer, look the name up before trying again."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return self.client.create_list(name, description, retry=False)
+            except TransientError:
+                if attempts >= CREATE_ATTEMPTS:
+                    raise
+            time.sleep(min(2.0 ** attempts, 10.0))
+            self._lists = None
+            found = [e for e in self._all_lists() if e.get("name") == name
+                     and e.get("listType", STATIC_LIST_TYPE) == STATIC_LIST_TYPE]
+            if found:
+                found.sort(key=lambda entry: (entry.get("createdAt") or 0, entry.get("id") or 0))
+                logger.info(f"List '{name}' was created although Iterable's answer was lost; using it.")
+                return int(found[0]["id"])
+
+    def names_starting_with(self, prefix: str) -> list[dict[str, Any]]:
+        """Lists whose name starts with `prefix` (used to find the connector's own mirror journals)."""
+        return [entry for entry in self._all_lists() if str(entry.get("name", "")).startswith(prefix)]
+
+    def forget(self, list_id: int) -> None:
+        """Drop a deleted list from the cache."""
+        self._all_lists()[:] = [entry for entry in self._all_lists() if entry.get("id") != list_id]
+        self._resolved = {name: h for name, h in self._resolved.items() if h.list_id != list_id}
 
 
 def render_list_name(template: str, stream: str, namespace: str | None) -> str:

@@ -14,6 +14,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from destination_iterable.client import MAX_BATCH_ROWS, IterableClient
@@ -27,6 +28,15 @@ logger = logging.getLogger("airbyte")
 StreamKey = tuple[Any, Any]
 MAX_SIZE_LOOKUPS = 5  # GET /lists/{id}/size allows 5 requests a minute per project
 WAIT_SLICE = 0.5
+IDENTITY_KEYS = ("email", "userId")
+
+
+@dataclass
+class Journal:
+    """A mirror stream's journal list: every change of this generation, so a resumed attempt knows them too."""
+
+    sink: StreamSink
+    resumed: bool  # the journal existed before this attempt: an earlier attempt wrote part of the stream
 
 
 class Interrupted(Exception):
@@ -38,8 +48,10 @@ class Pipeline:
 
     def __init__(self, sinks: list[StreamSink], *, client: IterableClient | None, emit: Callable[[dict], None],
                  stop: threading.Event, term: threading.Event, dry_run: bool, max_age: float, progress_interval: float,
-                 mirror_max_removal_percent: float, prefer_user_id: bool, workers: int = 32) -> None:
+                 mirror_max_removal_percent: float, prefer_user_id: bool, workers: int = 32,
+                 journals: dict[StreamKey, Journal] | None = None) -> None:
         self.sinks: dict[StreamKey, StreamSink] = {s.spec.key: s for s in sinks}
+        self.journals: dict[StreamKey, Journal] = journals or {}
         self._by_name: dict[str, StreamSink] = {s.spec.name: s for s in sinks}
         self.client = client
         self.emit = emit
@@ -128,9 +140,13 @@ class Pipeline:
 
     # ------------------------------------------------------------ batching
     def flush(self, sink: StreamSink) -> None:
-        """Send whatever the sink has buffered."""
+        """Send whatever the sink has buffered (and, for a mirror, the same changes to its journal)."""
+        journal = self.journals.get(sink.spec.key) if self.journals else None
         for job in sink.take_jobs():
             self.submit(job)
+            if journal is not None:
+                rows = [{k: v for k, v in row.items() if k in IDENTITY_KEYS} for row in job.rows]
+                self.submit(Job(journal.sink, job.kind, rows, job.keys, job.min_seq))
 
     def submit(self, job: Job) -> None:
         """Start a job once no earlier job of the same list touches the same members."""
@@ -251,6 +267,7 @@ class Pipeline:
 
     def conclude(self) -> None:
         """Read list sizes, log the summary, and fail for any stream that could not finish (e.g. the valve)."""
+        self._drop_journals()
         self._sizes()
         self.close()
         self._summary()
@@ -289,6 +306,13 @@ class Pipeline:
             report.mirror = "planned: new list, nothing to remove"
             return
         assert self.client is not None and sink.seen is not None
+        journal = self.journals.get(sink.spec.key)
+        if journal is not None and journal.resumed and journal.sink.handle.list_id is not None:
+            logger.info(f"Stream '{sink.spec.name}': this attempt resumed an earlier one; its members are read from "
+                        f"the journal list {journal.sink.handle.label} too.")
+            for identifier in self.client.iter_list_users(journal.sink.handle.list_id,
+                                                          prefer_user_id=self.prefer_user_id, stream=sink.spec.name):
+                sink.seen.add(identifier)
         members = self.client.iter_list_users(sink.handle.list_id, prefer_user_id=self.prefer_user_id,
                                               stream=sink.spec.name)
         plan = plan_mirror(members, sink.seen)
@@ -317,6 +341,20 @@ class Pipeline:
                 self.submit(Job(sink, REMOVE, rows, [], self.seq, by_mirror=True))
         finally:
             plan.close()
+
+    def _drop_journals(self) -> None:
+        """Delete the journal of every mirror stream that completed (incomplete ones are kept for the retry)."""
+        if self.client is None:
+            return
+        for key, journal in self.journals.items():
+            handle = journal.sink.handle
+            if not self.sinks[key].complete or handle.list_id is None:
+                continue
+            try:
+                self.client.delete_list(handle.list_id)
+            except IterableDestinationError as exc:
+                logger.warning(f"The mirror journal list {handle.label} could not be deleted ({exc.message}); "
+                               "the next sync of this stream deletes it.")
 
     def _sizes(self) -> None:
         if self.dry_run or self.client is None:

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Iterator
 from destination_iterable.client import IterableClient
 from destination_iterable.config import IterableConfig, require_consent
 from destination_iterable.errors import ConfigError
-from destination_iterable.lists import ListDirectory, render_list_name
+from destination_iterable.lists import ListDirectory, ListHandle, render_list_name
 from destination_iterable.messages import dispatch
-from destination_iterable.pipeline import Interrupted, Pipeline, stopped_error
+from destination_iterable.pipeline import Interrupted, Journal, Pipeline, stopped_error
 from destination_iterable.rate import AdaptiveRateController
 from destination_iterable.report import ListReport
 from destination_iterable.sink import StreamSink, StreamSpec
@@ -40,8 +40,37 @@ def _mode_label(spec: StreamSpec) -> str:
     return "remove" if spec.mode == "soft_delete" else "add"
 
 
+JOURNAL_MARK = " (Airbyte mirror journal, generation "
+
+
+def journal_name(list_name: str, spec: StreamSpec) -> str:
+    """Name of the mirror journal list of one generation of one list."""
+    return f"{list_name}{JOURNAL_MARK}{spec.generation_id or spec.minimum_generation_id})"
+
+
+def build_journal(directory: ListDirectory, client: IterableClient, spec: StreamSpec, target: ListHandle,
+                  builder: SubscriberBuilder, stop: threading.Event) -> Journal:
+    """Find (resumed attempt) or create this generation's journal; delete journals of older generations."""
+    name = journal_name(target.name, spec)
+    for stale in directory.names_starting_with(target.name + JOURNAL_MARK):
+        if stale.get("name") != name:
+            logger.info(f"Deleting the leftover mirror journal '{stale['name']}' (id {stale['id']}) of an earlier "
+                        "generation.")
+            client.delete_list(int(stale["id"]))
+            directory.forget(int(stale["id"]))
+    handle = directory.resolve(name, f"Temporary list of Airbyte destination-iterable: members written in this "
+                                     f"generation of stream '{spec.name}', so a resumed attempt can mirror exactly. "
+                                     "Deleted when the stream completes.", stream=spec.name)
+    if not handle.created:
+        logger.info(f"Stream '{spec.name}': found mirror journal {handle.label}; this attempt resumes an earlier one.")
+    report = ListReport(stream=spec.name, list_name=name, list_id=handle.list_id, created=handle.created)
+    sink = StreamSink(spec, handle, report, builder, client=client, dry_run=False, update_existing_users_only=False,
+                      stop=stop)
+    return Journal(sink=sink, resumed=not handle.created)
+
+
 def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: IterableClient,
-                stop: threading.Event) -> list[StreamSink]:
+                stop: threading.Event, journals: dict | None = None) -> list[StreamSink]:
     """Resolve every stream's list (reuse or create) and make its sink."""
     try:
         builder = SubscriberBuilder(config.email_field or None, config.user_id_field, config.data_fields)
@@ -68,6 +97,8 @@ def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: Iterabl
             logger.info(f"Dry run: stream '{spec.name}' -> list '{name}' {action}, mode {report.mode}.")
         sinks.append(StreamSink(spec, handle, report, builder, client=client, dry_run=config.dry_run,
                                 update_existing_users_only=config.update_existing_users_only, stop=stop))
+        if spec.mirrors and not config.dry_run and journals is not None:
+            journals[spec.key] = build_journal(directory, client, spec, handle, builder, stop)
     return sinks
 
 
@@ -79,11 +110,12 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
     stop = threading.Event()
     client = build_client(config, stop)
     out: list[dict] = []
-    sinks = build_sinks(config, specs, client, stop)
+    journals: dict = {}
+    sinks = build_sinks(config, specs, client, stop, journals)
     pipeline = Pipeline(sinks, client=client, emit=out.append, stop=stop, term=term, dry_run=config.dry_run,
                         max_age=config.batch_max_age_seconds, progress_interval=config.progress_interval_seconds,
                         mirror_max_removal_percent=config.mirror_max_removal_percent,
-                        prefer_user_id=bool(config.user_id_field) and not config.email_field)
+                        prefer_user_id=bool(config.user_id_field) and not config.email_field, journals=journals)
     if config.dry_run:
         logger.info("Dry run: nothing will be written to Iterable and no state will be echoed.")
     try:
