@@ -1,8 +1,29 @@
 """Packaging for destination-iterable (an Airbyte destination for Iterable static lists)."""
 
+import re
+from pathlib import Path
+
 from setuptools import setup
 
-VERSION = "0.1.0"
+HERE = Path(__file__).resolve().parent
+
+
+def read_version() -> str:
+    """The one version number: `__version__` in destination_iterable/__init__.py."""
+    text = (HERE / "destination_iterable" / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.MULTILINE)
+    if not match:
+        raise RuntimeError("__version__ not found in destination_iterable/__init__.py")
+    return match.group(1)
+
+
+def read_readme() -> str:
+    """README.md as the long description (absent in trimmed build contexts)."""
+    readme = HERE / "README.md"
+    return readme.read_text(encoding="utf-8") if readme.exists() else ""
+
+
+VERSION = read_version()
 
 MAIN_REQUIREMENTS = [
     "airbyte-cdk>=7.28,<8",
@@ -27,9 +48,22 @@ setup(
     name="airbyte-destination-iterable",
     version=VERSION,
     description="Airbyte destination that keeps Iterable static lists in sync with audience segments.",
-    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description=read_readme(),
     long_description_content_type="text/markdown",
     license="MIT",
+    url="https://docs.airbyte.com/integrations/destinations/iterable",
+    keywords=["airbyte", "destination", "iterable", "reverse-etl", "audience", "static list"],
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: Software Development :: Libraries",
+    ],
     python_requires=">=3.10,<3.14",
     packages=["destination_iterable"],
     package_data={"destination_iterable": ["spec.json", "data/*.txt"]},
