@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from destination_iterable.errors import (
     RetryBudgetExceeded,
     TransientError,
 )
+from destination_iterable.identity import mask_email
 from destination_iterable.rate import ERROR, OK, RATE_LIMITED, AdaptiveRateController, Stopped
 
 logger = logging.getLogger("airbyte")
@@ -39,6 +41,7 @@ FAILED_BUCKETS = (
 )
 SLOW_ENDPOINT_WAIT = 12.5  # getUsers and list size allow 5 requests a minute per project
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+EMAIL_IN_TEXT = re.compile(r"[^\s'\"<>(),;:]+@[^\s'\"<>(),;:]+")
 
 
 @dataclass
@@ -266,10 +269,10 @@ class IterableClient:
                 self.stats["errors"] += 1
 
     def scrub(self, text: str) -> str:
-        """Remove the API key from server-provided text and keep it short."""
+        """Remove the API key and full email addresses from server-provided text, and keep it short."""
         if self._api_key:
             text = text.replace(self._api_key, "****")
-        return text[:300]
+        return EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)[:300]
 
     def _raise_for(self, resp: requests.Response, what: str, stream: str | None) -> None:
         status = resp.status_code

@@ -72,6 +72,8 @@ def validate_base_url(url: str) -> str:
     """https anywhere; plain http only to a loopback address. Returns the URL without a trailing slash."""
     parts = urlsplit(url.strip())
     host = parts.hostname or ""
+    if "@" in parts.netloc or "\\" in url or any(ch.isspace() for ch in url.strip()):
+        host = ""  # user info or backslashes make the real host ambiguous: refuse
     if parts.scheme == "https" and host:
         return url.strip().rstrip("/")
     if parts.scheme == "http" and _is_loopback(host):
@@ -99,6 +101,10 @@ def _validate_template(template: str) -> str:
     except ValueError as exc:
         raise ConfigError(f"Setting 'list_name_template' is not a valid template ({exc}). Use e.g. "
                           "'Airbyte - {stream}'.") from None
+    parsed = list(string.Formatter().parse(template))
+    if any(spec or conversion for _, f, spec, conversion in parsed if f is not None):
+        raise ConfigError("Setting 'list_name_template' may only use plain {stream} and {namespace} (no format "
+                          "specifications such as {stream:d} or {stream!r}).")
     unknown = [f for f in fields if f not in TEMPLATE_PLACEHOLDERS]
     if unknown:
         raise ConfigError(f"Setting 'list_name_template' uses unknown placeholder(s) {unknown}; only "
@@ -118,6 +124,13 @@ def _validate_data_fields(value: Any) -> tuple[str, ...]:
         raise ConfigError(f"Setting 'data_fields' names Airbyte's internal field(s) {bad}; they are never sent "
                           "to Iterable. Remove them.")
     return tuple(value)
+
+
+def _seconds(raw: Mapping[str, Any], name: str, default: float) -> float:
+    value = float(_get(raw, name, (int, float), "a number of seconds", default))
+    if not 0 < value < 86_400 * 7:
+        raise ConfigError(f"Setting '{name}' must be a positive number of seconds.")
+    return value
 
 
 def parse_config(raw: Mapping[str, Any]) -> IterableConfig:
@@ -162,10 +175,10 @@ def parse_config(raw: Mapping[str, Any]) -> IterableConfig:
         dry_run=_get(raw, "dry_run", bool, "true or false", False),
         max_requests_per_second=max_rps,
         retry_max_seconds=retry,
-        request_timeout_seconds=float(_get(raw, "request_timeout_seconds", (int, float), "seconds", 60.0)),
-        batch_max_age_seconds=float(_get(raw, "batch_max_age_seconds", (int, float), "seconds", 10.0)),
-        progress_interval_seconds=float(_get(raw, "progress_interval_seconds", (int, float), "seconds", 10.0)),
-        slow_endpoint_wait_seconds=float(_get(raw, "slow_endpoint_wait_seconds", (int, float), "seconds", 12.5)),
+        request_timeout_seconds=_seconds(raw, "request_timeout_seconds", 60.0),
+        batch_max_age_seconds=_seconds(raw, "batch_max_age_seconds", 10.0),
+        progress_interval_seconds=_seconds(raw, "progress_interval_seconds", 10.0),
+        slow_endpoint_wait_seconds=_seconds(raw, "slow_endpoint_wait_seconds", 12.5),
     )
 
 

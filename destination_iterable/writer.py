@@ -131,7 +131,11 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
                 pipeline.abort(STOP_GRACE_SECONDS)
                 yield from _drain(out)
                 raise pipeline.failure
-        pipeline.finish()
+        try:
+            pipeline.finish()
+        except Exception:
+            yield from _drain(out)  # states acknowledged before a failure are still echoed
+            raise
         yield from _drain(out)
         pipeline.conclude()
     except Interrupted:
