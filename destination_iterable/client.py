@@ -24,6 +24,7 @@ from destination_iterable.errors import (
     AuthError,
     BadRequestError,
     BatchTooLargeError,
+    ConfigError,
     InvalidListIdError,
     RetryBudgetExceeded,
     TransientError,
@@ -246,6 +247,11 @@ class IterableClient:
                 problem = f"HTTP {status}"
             else:
                 outcome = "fatal"
+        except requests.exceptions.SSLError:
+            self._count(ERROR)
+            raise ConfigError(f"The TLS certificate of {self.base_url} could not be verified, so no data was sent. "
+                              "Check 'api_base_url' (a proxy needs a certificate your system trusts); "
+                              "certificate checks cannot be switched off.") from None
         except requests.Timeout:
             problem = "timed out"
         except requests.ConnectionError:

@@ -306,10 +306,15 @@ class FieldSelector:
         if mode == self._NONE:
             return None
         out = {}
+        get = data.get
         for key in self._flat:
-            value = data.get(key, _MISSING)
-            if value is not _MISSING:
+            value = get(key, _MISSING)
+            if type(value) in _PLAIN:  # str/bool/None: already JSON-safe (the usual case, no call)
+                out[key] = value
+            elif value is not _MISSING:
                 out[key] = json_safe(value)
+        if not self._nested:
+            return out or None
         for path, leaf in self._nested:
             value = _lookup(data, path)
             if value is _MISSING:

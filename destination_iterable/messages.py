@@ -6,6 +6,7 @@ state `id`; this module reads lines with orjson and passes STATE messages throug
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import time
@@ -46,7 +47,9 @@ class LineReader:
                 if rest.strip():
                     yield [rest]
                 return
-            lines = (rest + data).split(b"\n")
+            lines = data.split(b"\n")
+            if rest:  # the unfinished line of the previous read (no copy of the whole read to join it)
+                lines[0] = rest + lines[0]
             rest = lines.pop()
             yield lines
 
@@ -69,16 +72,36 @@ def emit_json(message: dict[str, Any]) -> None:
 
 def dispatch(lines: list[bytes], on_record: Callable[[dict, int, float], None], on_state: Callable[[dict], None],
              on_status: Callable[[Any, Any, Any], None], on_problem: Callable[[str, str], None]) -> None:
-    """Parse a chunk of lines and hand each message to its handler (the hot path)."""
+    """Parse a chunk of lines and hand each message to its handler (the hot path).
+
+    The cyclic garbage collector is paused while the chunk is handled (and resumed after it, also on errors).
+    Per-record objects are freed by reference counting anyway, but every few hundred records the allocations
+    would trigger a collection that walks the buffered rows, and the rows promoted to the oldest generation
+    regularly trigger a full collection over every object of the process (the CDK's included): together about
+    a quarter of a sync's CPU time. Between chunks (about 4,000 lines) collections run as usual.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        _dispatch(lines, on_record, on_state, on_status, on_problem)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _dispatch(lines: list[bytes], on_record: Callable[[dict, int, float], None], on_state: Callable[[dict], None],
+              on_status: Callable[[Any, Any, Any], None], on_problem: Callable[[str, str], None]) -> None:
     now = time.monotonic()
     loads = orjson.loads
     for line in lines:
-        if not line or line.isspace():
+        if not line:
             continue
         try:
             message = loads(line)
         except orjson.JSONDecodeError:
-            on_problem("malformed_json", f"a line of {len(line)} bytes is not valid JSON")
+            if not line.isspace():  # blank lines are skipped silently (checked only here, off the hot path)
+                on_problem("malformed_json", f"a line of {len(line)} bytes is not valid JSON")
             continue
         if type(message) is not dict:
             on_problem("not_a_message", "a line is JSON but not an Airbyte message object")

@@ -6,6 +6,7 @@ import itertools
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from destination_iterable.errors import (
     RetryBudgetExceeded,
     TransientError,
 )
+from destination_iterable.identity import normalize_email
 from destination_iterable.lists import ListHandle
 from destination_iterable.mirror import SeenSet
 from destination_iterable.report import ListReport
@@ -94,10 +96,12 @@ class StreamSink:
         self.soft_delete = spec.mode == "soft_delete"
         self.seen: SeenSet | None = SeenSet() if spec.mirrors else None
         self.complete = False
-        self.buffer: dict[str, tuple[str, dict[str, Any]]] = {}
+        # key -> the add row itself, or (REMOVE, row) for a removal (no tuple per added member)
+        self.buffer: dict[str, dict[str, Any] | tuple[str, dict[str, Any]]] = {}
         self.first_seq = -1
         self.first_time = 0.0
         self.approx_bytes = 0
+        self._removes = 0  # remove entries put in the buffer since the last take_jobs (may over-count)
         self.inflight_keys: dict[str, int] = {}
 
     # ------------------------------------------------------------ main thread
@@ -105,61 +109,79 @@ class StreamSink:
         """Take one record; returns True when the buffer should be flushed now."""
         report = self.report
         report.records_read += 1
-        if not isinstance(data, dict):
+        if type(data) is not dict and not isinstance(data, dict):
             report.skip("record_not_an_object")
             return False
-        email, user_id, reason = self.builder.identity(data)
-        if reason is not None:
-            report.skip(reason)
-            return False
-        key = email if email is not None else "\x00" + user_id  # type: ignore[operator]
-        if self.soft_delete or data.get(CDC_DELETED_AT) is not None:
-            entry = (REMOVE, self.builder.remove_row(email, user_id))
+        builder = self.builder
+        email_key = builder.email_only_key
+        if email_key is not None:  # the usual configuration: email only, at a top-level key
+            email, reason = normalize_email(data.get(email_key))
+            if reason is not None:
+                report.skip(reason)
+                return False
+            user_id = None
+            key = email
         else:
-            row, reason = self.builder.add_row(email, user_id, data, size)
+            email, user_id, reason = builder.identity(data)
+            if reason is not None:
+                report.skip(reason)
+                return False
+            key = email if email is not None else "\x00" + user_id  # type: ignore[operator]
+        if self.soft_delete or data.get(CDC_DELETED_AT) is not None:
+            entry: dict[str, Any] | tuple[str, dict[str, Any]] = (REMOVE, builder.remove_row(email, user_id))
+            self._removes += 1
+        else:
+            row, reason = builder.add_row(email, user_id, data, size)
             if row is None:
                 report.skip(reason or "invalid_record")
                 return False
-            entry = (ADD, row)
-        if self.seen is not None:  # members this sync added or deleted are never the mirror's to remove
+            entry = row
+        seen = self.seen
+        if seen is not None:  # members this sync added or deleted are never the mirror's to remove
             if email is not None:
-                self.seen.add(email)
+                seen.add(email)
             if user_id is not None:
-                self.seen.add(user_id)
+                seen.add(user_id)
         buffer = self.buffer
-        previous = buffer.get(key)
-        if previous is not None and previous[0] == ADD and entry[0] == ADD and "dataFields" in previous[1]:
-            merged = dict(previous[1].get("dataFields") or {})
-            merged.update(entry[1].get("dataFields") or {})
-            entry[1]["dataFields"] = merged
-        if not buffer:
+        if buffer:
+            previous = buffer.get(key)
+            if type(previous) is dict and type(entry) is dict and "dataFields" in previous:  # add after add
+                merged = dict(previous.get("dataFields") or {})
+                merged.update(entry.get("dataFields") or {})
+                entry["dataFields"] = merged
+        else:
             self.first_seq, self.first_time = seq, now
         buffer[key] = entry  # later changes of the same member win; order across batches is kept by the pipeline
-        self.approx_bytes += size
-        return len(buffer) >= MAX_BATCH_ROWS or self.approx_bytes >= BATCH_BYTES_LIMIT
+        approx = self.approx_bytes = self.approx_bytes + size
+        return len(buffer) >= MAX_BATCH_ROWS or approx >= BATCH_BYTES_LIMIT
 
     def take_jobs(self) -> list[Job]:
         """Turn the buffer into at most one add job and one remove job (disjoint members)."""
-        if not self.buffer:
+        buffer = self.buffer
+        if not buffer:
             return []
-        adds: list[dict[str, Any]] = []
-        add_keys: list[str] = []
-        removes: list[dict[str, Any]] = []
-        remove_keys: list[str] = []
-        for key, (kind, row) in self.buffer.items():
-            if kind == ADD:
-                adds.append(row)
-                add_keys.append(key)
-            else:
-                removes.append(row)
-                remove_keys.append(key)
         jobs = []
-        if removes:
-            jobs.append(Job(self, REMOVE, removes, remove_keys, self.first_seq))
-        if adds:
-            jobs.append(Job(self, ADD, adds, add_keys, self.first_seq))
+        if not self._removes:  # adds only (the usual case): no per-row sorting
+            jobs.append(Job(self, ADD, list(buffer.values()), list(buffer), self.first_seq))  # type: ignore[arg-type]
+        else:
+            adds: list[dict[str, Any]] = []
+            add_keys: list[str] = []
+            removes: list[dict[str, Any]] = []
+            remove_keys: list[str] = []
+            for key, entry in buffer.items():
+                if type(entry) is dict:
+                    adds.append(entry)
+                    add_keys.append(key)
+                else:
+                    removes.append(entry[1])
+                    remove_keys.append(key)
+            if removes:
+                jobs.append(Job(self, REMOVE, removes, remove_keys, self.first_seq))
+            if adds:
+                jobs.append(Job(self, ADD, adds, add_keys, self.first_seq))
         self.buffer = {}
         self.approx_bytes = 0
+        self._removes = 0
         self.first_seq = -1
         return jobs
 
@@ -185,10 +207,17 @@ class StreamSink:
         if self.dry_run or self.client is None:
             return BulkResult(success_count=len(rows))
         delay = 1.0
+        started = time.monotonic()
         while True:
             try:
                 return self._send_split(kind, rows)
             except InvalidListIdError:
+                waited = time.monotonic() - started
+                if self.handle.recently_created and waited + delay > self.client.retry.budget_seconds:
+                    raise TransientError(
+                        f"Stream '{self.spec.name}': Iterable still does not know the new list {self.handle.label} "
+                        f"after {waited:.0f} s (retry budget 'retry_max_seconds'); the next attempt will use it.",
+                        stream=self.spec.name) from None
                 if not self.handle.recently_created:
                     raise ConfigError(
                         f"Stream '{self.spec.name}': Iterable list {self.handle.label} no longer exists (it was "

@@ -31,6 +31,10 @@ class SubscriberBuilder:
         self.selector = FieldSelector(list(data_fields), paths) if data_fields else None
         self._email_key = self.email_path[0] if len(self.email_path) == 1 else None
         self._user_key = self.user_id_path[0] if len(self.user_id_path) == 1 else None
+        # Hot-path shortcut for callers: the email's top-level key when the email is the only identifier
+        # (then identity(data) == normalize_email(data.get(email_only_key)) + (user_id None)), else None.
+        self.email_only_key = self._email_key if not self.user_id_path else None
+        self._select = self.selector.select if self.selector is not None else None
 
     def identity(self, data: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
         """-> (email, user_id, reject_reason). A present-but-invalid identifier rejects the record."""
@@ -53,13 +57,13 @@ class SubscriberBuilder:
     def add_row(self, email: str | None, user_id: str | None, data: Mapping[str, Any],
                 approx_bytes: int) -> tuple[dict[str, Any] | None, str | None]:
         """Subscriber row for `lists/subscribe`, or (None, reason) when it cannot be sent."""
-        row: dict[str, Any] = {}
-        if email is not None:
-            row["email"] = email
-        if user_id is not None:
-            row["userId"] = user_id
-        if self.selector is not None:
-            fields = self.selector.select(data)
+        if user_id is None:
+            row: dict[str, Any] = {"email": email} if email is not None else {}
+        else:
+            row = {"email": email, "userId": user_id} if email is not None else {"userId": user_id}
+        select = self._select
+        if select is not None:
+            fields = select(data)
             if fields:
                 row["dataFields"] = fields
                 if approx_bytes > ROW_BYTES_LIMIT and len(orjson.dumps(row)) > ROW_BYTES_LIMIT:

@@ -1,0 +1,55 @@
+"""Smoke test of the throughput benchmark (bench/throughput.py): tiny runs, correctness only, no timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.throughput import FIGURE_LABELS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict]:
+    """Run `python -m bench.throughput` with its cache and scratch space under tmp_path."""
+    out = tmp_path / "figures.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.throughput", "--cache-dir", str(tmp_path / "cache"),
+                           "--work-dir", str(tmp_path), "--json", str(out), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+def assert_every_figure(stdout: str) -> None:
+    labels = [line.split(":", 1)[0] for line in stdout.splitlines()]
+    missing = [label for label in FIGURE_LABELS if label not in labels]
+    assert not missing, f"figures missing from the output: {missing}\n{stdout}"
+
+
+@pytest.mark.parametrize("limit", ["0", "50"])
+def test_add_sync_lands_every_valid_unique_member(tmp_path: Path, limit: str) -> None:
+    stdout, figures = run_bench(tmp_path, "--records", "3000", "--streams", "2", "--limit", limit)
+    assert_every_figure(stdout)
+    assert "membership check: OK" in stdout
+    assert figures["membership_ok"] and figures["returncode"] == 0
+    assert figures["actual_members"] == figures["expected_members"]
+    assert len(figures["expected_members"]) == 2 and 2500 < sum(figures["expected_members"].values()) < 3000
+    assert figures["states_echoed"] == figures["states_expected"] > 0
+    assert figures["accepted_requests"] >= 3 and figures["peak_rss_mb"] > 0 and figures["baseline_cpu_s"] > 0
+    if limit == "50":
+        assert figures["ideal_s"] is not None and figures["efficiency"] is not None
+
+
+def test_mirror_removes_the_seeded_members_not_in_the_sync(tmp_path: Path) -> None:
+    stdout, figures = run_bench(tmp_path, "--mode", "mirror", "--members", "2000", "--records", "1500",
+                                "--limit", "0")
+    assert_every_figure(stdout)
+    assert figures["membership_ok"]
+    unique = sum(figures["expected_members"].values())  # the sync's members: member1000 .. member(999 + unique)
+    assert 1000 < unique < 1500
+    assert figures["removed_by_mirror"] == 1000  # seeded member0 .. member999 are not in the sync
+    assert sum(figures["actual_members"].values()) == unique
