@@ -6,6 +6,7 @@ Nothing above this module knows about HTTP: callers get Python values, `BulkResu
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import threading
@@ -72,6 +73,27 @@ class BulkResult:
             self.failed.setdefault(bucket, []).extend(ids)
 
 
+class AnyEvent:
+    """Set when any of its events is set (the run's stop, or SIGTERM)."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        """True once any event is set."""
+        return any(event.is_set() for event in self.events)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early (and returning True) when any event is set."""
+        deadline = time.monotonic() + seconds
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.events[0].wait(min(left, 0.2))
+        return True
+
+
 class RetryPolicy:
     """Exponential backoff with full jitter, bounded by a total time budget."""
 
@@ -92,7 +114,7 @@ class IterableClient:
 
     def __init__(self, base_url: str, api_key: str, *, controller: AdaptiveRateController | None = None,
                  retry_max_seconds: float = 600.0, timeout_seconds: float = 60.0,
-                 stop: threading.Event | None = None, pool_size: int = 32,
+                 stop: threading.Event | None = None, term: threading.Event | None = None, pool_size: int = 32,
                  slow_endpoint_wait: float = SLOW_ENDPOINT_WAIT) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -100,11 +122,17 @@ class IterableClient:
         self.retry = RetryPolicy(retry_max_seconds)
         self.timeout = (min(10.0, timeout_seconds), timeout_seconds)
         self.slow_endpoint_wait = slow_endpoint_wait
-        self.stop = stop or threading.Event()
+        self.stop = AnyEvent(stop or threading.Event(), term or threading.Event())  # abort: stop or SIGTERM
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        # Environment settings (proxies, CA bundle) are read once, not on every request as requests would.
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self.session.verify = ca_bundle
         self.session.headers.update({
             "Api-Key": api_key,
             "Content-Type": "application/json",
@@ -222,7 +250,7 @@ class IterableClient:
                     f"Iterable kept failing while {what} ({last_problem}) for {elapsed:.0f} s, beyond the "
                     f"retry budget of {self.retry.budget_seconds:.0f} s. The sync can be retried; raise "
                     "'retry_max_seconds' if Iterable is slow.", problem=last_problem, stream=stream_name)
-            if wait and self.stop.wait(wait) or self.stop.is_set():
+            if self.stop.wait(wait):
                 raise TransientError(f"Stopped while {what}.", stream=stream_name)
 
     def _attempt(self, method: str, path: str, data: bytes | None, params: dict[str, str] | None,

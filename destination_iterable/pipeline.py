@@ -63,11 +63,11 @@ class Pipeline:
         self.prefer_user_id = prefer_user_id
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iterable-send")
         self.done: queue.SimpleQueue[Job] = queue.SimpleQueue()
-        self.in_flight: dict[int, Job] = {}
+        self.in_flight: dict[int, Job] = {}  # queued, parked or running
+        self.parked: dict[int, tuple[Job, set[int]]] = {}  # waiting for earlier jobs touching the same members
         self.max_pending = max(4, workers * 2)
         self.pending_states: deque[tuple[int, dict]] = deque()
         self.seq = 0
-        self.since_state: Counter = Counter()
         self.since_global = 0
         self.states_received = 0
         self.states_emitted = 0
@@ -91,7 +91,7 @@ class Pipeline:
                 return
         seq = self.seq
         self.seq = seq + 1
-        self.since_state[sink.spec.key] += 1
+        sink.since_state += 1
         self.since_global += 1
         if sink.add(record.get("data"), seq, size, now):
             self.flush(sink)
@@ -111,12 +111,14 @@ class Pipeline:
     def _count_for(self, state: dict) -> int:
         if state.get("type") == "STREAM" or ("stream" in state and "global" not in state):
             desc = (state.get("stream") or {}).get("stream_descriptor") or {}
-            key = (desc.get("namespace"), desc.get("name"))
-            if key not in self.since_state and desc.get("name") in self._by_name:
-                key = self._by_name[desc["name"]].spec.key
-            return self.since_state.pop(key, 0)
+            sink = self.sinks.get((desc.get("namespace"), desc.get("name"))) or self._by_name.get(desc.get("name"))
+            if sink is None:
+                return 0
+            count, sink.since_state = sink.since_state, 0
+            return count
         count, self.since_global = self.since_global, 0
-        self.since_state.clear()
+        for sink in self.sinks.values():
+            sink.since_state = 0
         return count
 
     def on_stream_status(self, namespace: Any, name: Any, status: Any) -> None:
@@ -149,18 +151,29 @@ class Pipeline:
                 self.submit(Job(journal.sink, job.kind, rows, job.keys, job.min_seq))
 
     def submit(self, job: Job) -> None:
-        """Start a job once no earlier job of the same list touches the same members."""
+        """Queue a job; it starts once no earlier unfinished job of the same list touches the same members.
+
+        Such a job is parked (not blocking the reader) and started when the jobs it waits for finish, so
+        changes to one member keep their input order.
+        """
         keys_in_flight = job.sink.inflight_keys
+        deps: set[int] = set()
         if keys_in_flight:
-            deps = {keys_in_flight[k] for k in job.keys if k in keys_in_flight}
-            while deps and not deps.isdisjoint(self.in_flight):
-                self._wait_some()
-        for key in job.keys:
-            keys_in_flight[key] = job.id
+            for key in job.keys:
+                dep = keys_in_flight.get(key)
+                if dep is not None:
+                    deps.add(dep)
+            keys_in_flight.update(dict.fromkeys(job.keys, job.id))
+        else:
+            keys_in_flight.update(dict.fromkeys(job.keys, job.id))
         while len(self.in_flight) >= self.max_pending:
             self._wait_some()
         self.in_flight[job.id] = job
-        self.executor.submit(self._run, job)
+        deps = {dep for dep in deps if dep in self.in_flight and dep != job.id}
+        if deps:
+            self.parked[job.id] = (job, deps)
+        else:
+            self.executor.submit(self._run, job)
 
     def _wait_some(self) -> None:
         """Block until a job finishes, staying responsive to SIGTERM."""
@@ -191,12 +204,24 @@ class Pipeline:
         for key in job.keys:
             if keys_in_flight.get(key) == job.id:
                 del keys_in_flight[key]
+        if self.parked:
+            self._release_parked(job.id)
         if job.error is not None:
             if self.failure is None:
                 self.failure = job.error
             self.failed_seq = min(self.failed_seq, job.min_seq)
             return
         job.sink.apply(job)
+
+    def _release_parked(self, finished: int) -> None:
+        ready = []
+        for job_id, (_, deps) in self.parked.items():
+            deps.discard(finished)
+            if not deps:
+                ready.append(job_id)
+        for job_id in ready:
+            job, _ = self.parked.pop(job_id)
+            self.executor.submit(self._run, job)
 
     def poll(self, now: float) -> None:
         """Collect finished jobs, flush old buffers, echo ready states, log progress."""
@@ -239,7 +264,7 @@ class Pipeline:
                 low = job.min_seq
         return low
 
-    def wait_all(self, timeout: float | None = None) -> bool:
+    def wait_all(self, timeout: float | None = None, interruptible: bool = True) -> bool:
         """Wait for every job in flight; False if `timeout` ran out first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.in_flight:
@@ -248,6 +273,8 @@ class Pipeline:
                 return False
             self._collect(block=True, timeout=min(left, WAIT_SLICE) if left is not None else WAIT_SLICE)
             self._maybe_progress()
+            if interruptible and self.term.is_set():
+                raise Interrupted
         return True
 
     # ------------------------------------------------------------ end of input
@@ -276,9 +303,9 @@ class Pipeline:
 
     def abort(self, grace: float) -> None:
         """Stop: finish or abandon the requests in flight within `grace` seconds, echo what was acknowledged."""
-        if not self.wait_all(timeout=grace):
+        if not self.wait_all(timeout=grace, interruptible=False):
             self.stop.set()
-            self.wait_all(timeout=min(10.0, grace))
+            self.wait_all(timeout=min(10.0, grace), interruptible=False)
         for sink in self.sinks.values():
             if sink.buffer:
                 self.failed_seq = min(self.failed_seq, sink.first_seq)

@@ -464,6 +464,7 @@ class AdaptiveRateController:
 
     TIMELINE_MAX = 10_000
     WAIT_CHUNK_S = 0.05
+    SLOT_WAIT_S = 1.0
 
     def __init__(
         self,
@@ -494,7 +495,7 @@ class AdaptiveRateController:
                     raise Stopped()
                 now = self._clock()
                 if self._in_flight >= self._est.in_flight_limit:
-                    self._cond.wait(self.WAIT_CHUNK_S)
+                    self._cond.wait(self.SLOT_WAIT_S)  # release() notifies; the timeout is only a safety net
                     continue
                 wait = self._est.next_send_time(now) - now
                 if wait <= 0:

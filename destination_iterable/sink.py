@@ -103,6 +103,7 @@ class StreamSink:
         self.approx_bytes = 0
         self._removes = 0  # remove entries put in the buffer since the last take_jobs (may over-count)
         self.inflight_keys: dict[str, int] = {}
+        self.since_state = 0  # records since this stream's last STATE (for destinationStats)
 
     # ------------------------------------------------------------ main thread
     def add(self, data: Any, seq: int, size: int, now: float) -> bool:
@@ -224,7 +225,7 @@ class StreamSink:
                         "probably deleted in Iterable during the sync). Members sent to it before are gone with "
                         "it; run the sync again (a full refresh restores every member) and the list is "
                         "recreated.", stream=self.spec.name) from None
-                if self.stop.wait(delay + random.uniform(0, 0.5)):  # noqa: S311
+                if self.client.stop.wait(delay + random.uniform(0, 0.5)):  # noqa: S311
                     raise TransientError("Stopped while waiting for a new list.", stream=self.spec.name) from None
                 delay = min(delay * 2, 10.0)
             except AuthError as exc:

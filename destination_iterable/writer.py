@@ -26,12 +26,13 @@ MAX_IN_FLIGHT = 32
 METRICS_FILE_ENV = "DESTINATION_ITERABLE_METRICS_FILE"  # benchmarks: where to dump the controller's timeline
 
 
-def build_client(config: IterableConfig, stop: threading.Event) -> IterableClient:
+def build_client(config: IterableConfig, stop: threading.Event, term: threading.Event | None = None) -> IterableClient:
     """The one client (and rate controller) of a run."""
     controller = AdaptiveRateController(max_rps=config.max_requests_per_second, max_in_flight=MAX_IN_FLIGHT)
     return IterableClient(config.base_url, config.api_key, controller=controller,
                           retry_max_seconds=config.retry_max_seconds, timeout_seconds=config.request_timeout_seconds,
-                          stop=stop, pool_size=MAX_IN_FLIGHT, slow_endpoint_wait=config.slow_endpoint_wait_seconds)
+                          stop=stop, term=term, pool_size=MAX_IN_FLIGHT,
+                          slow_endpoint_wait=config.slow_endpoint_wait_seconds)
 
 
 def _mode_label(spec: StreamSpec) -> str:
@@ -108,7 +109,7 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
     require_consent(config)
     term = term or threading.Event()
     stop = threading.Event()
-    client = build_client(config, stop)
+    client = build_client(config, stop, term)
     out: list[dict] = []
     journals: dict = {}
     sinks = build_sinks(config, specs, client, stop, journals)
