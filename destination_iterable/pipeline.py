@@ -28,6 +28,7 @@ logger = logging.getLogger("airbyte")
 StreamKey = tuple[Any, Any]
 MAX_SIZE_LOOKUPS = 5  # GET /lists/{id}/size allows 5 requests a minute per project
 WAIT_SLICE = 0.5
+KEY_TRACKING_LIMIT = 50_000  # members remembered per list before those of finished jobs are forgotten
 IDENTITY_KEYS = ("email", "userId")
 
 
@@ -158,14 +159,13 @@ class Pipeline:
         """
         keys_in_flight = job.sink.inflight_keys
         deps: set[int] = set()
-        if keys_in_flight:
-            for key in job.keys:
-                dep = keys_in_flight.get(key)
-                if dep is not None:
-                    deps.add(dep)
-            keys_in_flight.update(dict.fromkeys(job.keys, job.id))
-        else:
-            keys_in_flight.update(dict.fromkeys(job.keys, job.id))
+        if keys_in_flight and job.keys:
+            common = keys_in_flight.keys() & job.keys
+            deps = {keys_in_flight[key] for key in common}
+        keys_in_flight.update(dict.fromkeys(job.keys, job.id))
+        if len(keys_in_flight) > KEY_TRACKING_LIMIT:  # forget members of finished jobs, in one C-speed pass
+            in_flight = self.in_flight
+            job.sink.inflight_keys = {k: j for k, j in keys_in_flight.items() if j in in_flight or j == job.id}
         while len(self.in_flight) >= self.max_pending:
             self._wait_some()
         self.in_flight[job.id] = job
@@ -187,6 +187,8 @@ class Pipeline:
         self.done.put(job)
 
     def _collect(self, block: bool, timeout: float | None = None) -> bool:
+        if not block and not self.done.qsize():
+            return False
         try:
             job = self.done.get(block, timeout)
         except queue.Empty:
@@ -199,11 +201,7 @@ class Pipeline:
                 return True
 
     def _finish(self, job: Job) -> None:
-        self.in_flight.pop(job.id, None)
-        keys_in_flight = job.sink.inflight_keys
-        for key in job.keys:
-            if keys_in_flight.get(key) == job.id:
-                del keys_in_flight[key]
+        self.in_flight.pop(job.id, None)  # its members stay in sink.inflight_keys until the next clean-up
         if self.parked:
             self._release_parked(job.id)
         if job.error is not None:
