@@ -37,5 +37,8 @@ bench: venv
 bench-sandbox: venv
 	$(PY) -m bench.sandbox_speed
 
+soak: venv
+	$(PY) -m bench.soak --records 200000 --minutes 3
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

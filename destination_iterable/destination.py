@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 from airbyte_cdk.destinations import Destination
 from airbyte_cdk.exception_handler import init_uncaught_exception_handler
+from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import (
     AirbyteConnectionStatus,
     AirbyteMessage,
@@ -154,7 +156,12 @@ class DestinationIterable(Destination):
     def _fail(traced: AirbyteTracedException) -> None:
         logger.error(traced.message or "The sync failed.")
         traced.emit_message()
-        sys.exit(1)
+        PRINT_BUFFER.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Exit now: a sender thread may still hang on a request that never answers (after SIGTERM, say);
+        # everything acknowledged has been echoed, so nothing is lost by not waiting for it.
+        os._exit(1)
 
 
 def _install_sigterm() -> threading.Event:

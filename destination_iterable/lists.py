@@ -92,14 +92,18 @@ class ListDirectory:
     def _create_once(self, name: str, description: str) -> int:
         """POST /api/lists is not idempotent: after a lost answer, look the name up before trying again."""
         attempts = 0
+        started = time.monotonic()
         while True:
             attempts += 1
             try:
                 return self.client.create_list(name, description, retry=False)
             except TransientError:
-                if attempts >= CREATE_ATTEMPTS:
+                wait = min(2.0 ** attempts, 10.0)
+                spent = time.monotonic() - started
+                if attempts >= CREATE_ATTEMPTS or spent + wait > self.client.retry.budget_seconds:
                     raise
-            time.sleep(min(2.0 ** attempts, 10.0))
+            if self.client.stop.wait(wait):
+                raise TransientError(f"Stopped while creating list '{name}'.")
             self._lists = None
             found = [e for e in self._all_lists() if e.get("name") == name
                      and e.get("listType", STATIC_LIST_TYPE) == STATIC_LIST_TYPE]
