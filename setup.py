@@ -41,7 +41,8 @@ TEST_REQUIREMENTS = [
 
 BENCH_REQUIREMENTS = [
     "matplotlib>=3.7,<4",
-    "psutil>=5.9,<8",
+    "pyinstrument>=4.6,<6",
+    "py-spy>=0.3.14,<1",
 ]
 
 setup(
