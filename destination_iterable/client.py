@@ -6,7 +6,6 @@ Nothing above this module knows about HTTP: callers get Python values, `BulkResu
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import threading
@@ -127,12 +126,6 @@ class IterableClient:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        # Environment settings (proxies, CA bundle) are read once, not on every request as requests would.
-        self.session.trust_env = False
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if ca_bundle:
-            self.session.verify = ca_bundle
         self.session.headers.update({
             "Api-Key": api_key,
             "Content-Type": "application/json",
