@@ -45,7 +45,7 @@ STATE_EVERY = 500
 MAX_EXTRA_ATTEMPTS = 3  # failed attempts (not stopped by us) that are retried, as the platform would
 FORGOTTEN = [f"soak_a.{n}@example.com" for n in (7, 77, 777)]
 FAULTS = {"error_rate": 0.05, "drop_rate": 0.03, "apply_then_drop_rate": 0.05, "latency_ms": 30,
-          "latency_jitter_ms": 60, "new_list_invalid_seconds": 2, "get_users_503_rate": 0.2,
+          "latency_jitter_ms": 60, "new_list_invalid_seconds": 2, "get_users_503_rate": 0.2, "get_users_503_next": 1,
           "get_users_per_minute": 5, "size_per_minute": 5}
 
 
@@ -151,6 +151,7 @@ class Attempt:
     states: int = 0
     summary: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    client_stats: dict[str, Any] | None = None  # the connector's request counters (not after a SIGKILL)
 
 
 def run_attempt(number: int, url: str, work: Workload, start_line: int, stop_after: float | None,
@@ -162,10 +163,12 @@ def run_attempt(number: int, url: str, work: Workload, start_line: int, stop_aft
     (tmp / "config.json").write_text(json.dumps(config))
     (tmp / "catalog.json").write_text(json.dumps(work.catalog))
     attempt = Attempt(number, start_line)
+    metrics = tmp / f"metrics-{number}.json"
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "write", "--config", str(tmp / "config.json"),
                              "--catalog", str(tmp / "catalog.json")], cwd=ROOT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "DESTINATION_ITERABLE_METRICS_FILE": str(metrics)})
 
     def feed() -> None:
         try:
@@ -208,6 +211,8 @@ def run_attempt(number: int, url: str, work: Workload, start_line: int, stop_aft
     threads[1].join(timeout=10)
     attempt.returncode = proc.returncode
     attempt.seconds = time.monotonic() - started
+    if metrics.exists():
+        attempt.client_stats = orjson.loads(metrics.read_bytes()).get("client")
     return attempt
 
 
@@ -290,7 +295,8 @@ def verify(client: SandboxClient, work: Workload, attempts: list[Attempt], secon
     for codes in stats["requests"].values():
         for code, count in codes.items():
             requests_by_status[code] = requests_by_status.get(code, 0) + count
-    retries_reported = sum((a.summary or {}).get("requests", {}).get("retries", 0) for a in attempts)
+    retries_reported = sum((a.client_stats or {}).get("retries", 0) for a in attempts)
+    requests_reported = sum((a.client_stats or {}).get("requests", 0) for a in attempts)
     return {
         "records": work.records, "streams": len(work.expected), "input_lines": len(work.lines),
         "attempts": len(attempts),
@@ -301,8 +307,9 @@ def verify(client: SandboxClient, work: Workload, attempts: list[Attempt], secon
         "faults_injected": {**stats["faults"], "rate_limited_429": stats["rate_limited"]},
         "faults_injected_total": sum(stats["faults"].values()) + stats["rate_limited"],
         "server_requests_by_status": requests_by_status,
-        "retries_reported_by_connector": retries_reported,
-        "retries_note": "SYNC_SUMMARY of attempts that reached their end; killed attempts print none",
+        "retries_by_connector": retries_reported,
+        "requests_by_connector": requests_reported,
+        "retries_note": "summed over the attempts that were not SIGKILLed (a killed process reports nothing)",
         "subscribers_received": stats["subscribers_received"],
         "seconds": round(seconds, 1),
         "members_lost": lost, "members_extra": extra, "duplicate_lists": duplicates,

@@ -152,15 +152,24 @@ def test_cli_refuses_plain_http_to_a_remote_host(sandbox):
     assert_no_traceback(result)
 
 
-def test_tls_verification_cannot_be_switched_off_by_config():
-    """Settings that would disable verification elsewhere are ignored: a self-signed certificate fails and
+def _verifies(session) -> bool:
+    """requests verifies with verify=True or with a CA bundle path; any falsy value turns it off."""
+    return session.verify is True or (isinstance(session.verify, str) and Path(session.verify).is_file())
+
+
+@pytest.mark.parametrize("env", [{}, {"CURL_CA_BUNDLE": "", "REQUESTS_CA_BUNDLE": ""}])
+def test_tls_verification_cannot_be_switched_off_by_config(monkeypatch, env):
+    """Settings that would disable verification elsewhere are ignored, and so are empty CA-bundle variables
+    (an empty CURL_CA_BUNDLE once disabled verification in requests): a self-signed certificate fails and
     no request reaches the server."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     with SelfSignedHttps() as server:
         raw = {"api_key": TEST_API_KEY, "privacy_consent": True, "api_base_url": server.url,
                "retry_max_seconds": 1, "verify": False, "verify_ssl": False, "tls_verify": False,
                "ssl": False, "insecure": True, "tls_insecure_skip_verify": True}
         client = build_client(parse_config(raw), threading.Event())
-        assert client.session.verify is True
+        assert _verifies(client.session), client.session.verify
         with pytest.raises(IterableDestinationError):
             client.list_lists()
         client.close()
@@ -168,7 +177,8 @@ def test_tls_verification_cannot_be_switched_off_by_config():
 
 
 def test_no_code_path_disables_tls_verification():
-    pattern = re.compile(r"verify\s*=\s*(False|0|None)|\.verify\s*=|CERT_NONE|_create_unverified_context|"
+    falsy = r"(False|0|None|\"\"|'')(?!\w)"
+    pattern = re.compile(rf"verify\s*=\s*{falsy}|\.verify\s*=\s*{falsy}|CERT_NONE|_create_unverified_context|"
                          r"check_hostname\s*=\s*False|disable_warnings|PYTHONHTTPSVERIFY")
     hits = [f"{path.name}:{n}: {line.strip()}" for path in PACKAGE.rglob("*.py")
             for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
