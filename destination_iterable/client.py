@@ -10,7 +10,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,12 +96,10 @@ class AnyEvent:
 class RetryPolicy:
     """Exponential backoff with full jitter, bounded by a total time budget."""
 
-    def __init__(self, budget_seconds: float, base: float = 0.5, cap: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, budget_seconds: float, base: float = 0.5, cap: float = 30.0) -> None:
         self.budget_seconds = budget_seconds
         self.base = base
         self.cap = cap
-        self.clock = clock
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1-based)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +36,6 @@ class IterableConfig:
     batch_max_age_seconds: float = 10.0
     progress_interval_seconds: float = 10.0
     slow_endpoint_wait_seconds: float = 12.5
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def base_url(self) -> str:

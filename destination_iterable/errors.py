@@ -33,11 +33,6 @@ class ApiError(IterableDestinationError):
 class AuthError(ApiError):
     """401/403: the key is unknown, disabled, or lacks the privilege for this call."""
 
-    @property
-    def insufficient_privileges(self) -> bool:
-        """True when the key is valid but may not make this call (e.g. a read-only key writing)."""
-        return "privilege" in self.message.lower()
-
 
 class InvalidListIdError(ApiError):
     """`error.lists.invalidListId(...)`: the list does not exist (yet, or any more)."""

@@ -85,20 +85,22 @@ def json_safe(value: Any) -> Any:
     return _convert_other(value)
 
 
+def _safe_value(value: Any) -> Any:
+    """A JSON-safe form of one non-plain value inside a dict or list (ints in range and finite floats kept)."""
+    tp = type(value)
+    if tp is int:
+        return value if _INT_MIN <= value <= _INT_MAX else _wide_int(value)
+    if tp is float:
+        return value if value - value == 0.0 else None
+    return json_safe(value)
+
+
 def _safe_dict(data: dict[Any, Any]) -> dict[str, Any]:
     """Return ``data`` itself when it is already JSON-safe, else a converted copy."""
     out: dict[str, Any] | None = None
     done = 0
     for key, value in data.items():
-        tp = type(value)
-        if tp in _PLAIN:
-            new = value
-        elif tp is int:
-            new = value if _INT_MIN <= value <= _INT_MAX else _wide_int(value)
-        elif tp is float:
-            new = value if value - value == 0.0 else None
-        else:
-            new = json_safe(value)
+        new = value if type(value) in _PLAIN else _safe_value(value)
         if out is None:
             if new is value and type(key) is str:
                 done += 1
@@ -112,15 +114,7 @@ def _safe_list(items: list[Any]) -> list[Any]:
     """Return ``items`` itself when it is already JSON-safe, else a converted copy."""
     out: list[Any] | None = None
     for index, value in enumerate(items):
-        tp = type(value)
-        if tp in _PLAIN:
-            new = value
-        elif tp is int:
-            new = value if _INT_MIN <= value <= _INT_MAX else _wide_int(value)
-        elif tp is float:
-            new = value if value - value == 0.0 else None
-        else:
-            new = json_safe(value)
+        new = value if type(value) in _PLAIN else _safe_value(value)
         if out is None:
             if new is value:
                 continue

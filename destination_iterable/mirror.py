@@ -102,10 +102,6 @@ def _spool(lines: list[str], spool: IO[bytes]) -> int:
     return len(lines)
 
 
-def removal_row(identifier: str, by_user_id: bool) -> dict[str, str]:
-    """An unsubscribe row for a getUsers line: emails contain '@' unless the list is read by userId."""
-    if by_user_id and "@" not in identifier:
-        return {"userId": identifier}
-    if "@" in identifier:
-        return {"email": identifier}
-    return {"userId": identifier}
+def removal_row(identifier: str) -> dict[str, str]:
+    """An unsubscribe row for a getUsers line: a line with '@' is an email, anything else a userId."""
+    return {"email": identifier} if "@" in identifier else {"userId": identifier}

@@ -87,7 +87,7 @@ class Pipeline:
         if sink is None:
             sink = self._by_name.get(stream) if isinstance(stream, str) else None  # namespace omitted
             if sink is None or sink.spec.namespace is not None and record.get("namespace") is not None:
-                self._input_problem("record_for_unknown_stream", f"a record for stream {stream!r}, which is not "
+                self.input_problem("record_for_unknown_stream", f"a record for stream {stream!r}, which is not "
                                     "in the configured catalog, was skipped")
                 return
         seq = self.seq
@@ -102,7 +102,7 @@ class Pipeline:
         self.states_received += 1
         state = message.get("state")
         if not isinstance(state, dict):
-            self._input_problem("malformed_state", "a STATE message without a state object was ignored")
+            self.input_problem("malformed_state", "a STATE message without a state object was ignored")
             return
         count = self._count_for(state)
         state["destinationStats"] = {"recordCount": float(count)}
@@ -133,10 +133,7 @@ class Pipeline:
             sink.complete = False
 
     def input_problem(self, reason: str, message: str) -> None:
-        """Count an input line that could not be used (malformed JSON, not an object, ...)."""
-        self._input_problem(reason, message)
-
-    def _input_problem(self, reason: str, message: str) -> None:
+        """Count an input line or message that could not be used (logged for its first 3 cases)."""
         self.input_problems[reason] += 1
         if self.input_problems[reason] <= 3:
             logger.warning(f"Input: {message} (skipped and counted as {reason}).")
@@ -358,7 +355,7 @@ class Pipeline:
                             "members not in this sync"
             rows: list[dict[str, str]] = []
             for identifier in plan.iter_removals():
-                rows.append(removal_row(identifier, self.prefer_user_id))
+                rows.append(removal_row(identifier))
                 if len(rows) == MAX_BATCH_ROWS:
                     self.submit(Job(sink, REMOVE, rows, [], self.seq, by_mirror=True))
                     rows = []

@@ -24,7 +24,7 @@ from destination_iterable.identity import normalize_email
 from destination_iterable.lists import ListHandle
 from destination_iterable.mirror import SeenSet
 from destination_iterable.report import ListReport
-from destination_iterable.subscriber import SubscriberBuilder
+from destination_iterable.subscriber import NOT_AN_OBJECT, SubscriberBuilder
 
 logger = logging.getLogger("airbyte")
 
@@ -111,7 +111,7 @@ class StreamSink:
         report = self.report
         report.records_read += 1
         if type(data) is not dict and not isinstance(data, dict):
-            report.skip("record_not_an_object")
+            report.skip(NOT_AN_OBJECT)
             return False
         builder = self.builder
         email_key = builder.email_only_key

@@ -49,6 +49,5 @@ def test_large_list_is_diffed_exactly():
 
 
 def test_removal_rows():
-    assert removal_row("a@x.com", False) == {"email": "a@x.com"}
-    assert removal_row("user-7", True) == {"userId": "user-7"}
-    assert removal_row("user-7", False) == {"userId": "user-7"}
+    assert removal_row("a@x.com") == {"email": "a@x.com"}
+    assert removal_row("user-7") == {"userId": "user-7"}
