@@ -33,7 +33,8 @@ from destination_iterable.catalog import streams_from_catalog
 from destination_iterable.check import check_connection
 from destination_iterable.config import parse_config
 from destination_iterable.errors import AuthError, ConfigError, IterableDestinationError, TransientError
-from destination_iterable.messages import LineReader, emit_json
+from destination_iterable.messages import LineReader
+from destination_iterable.output import emit_json
 from destination_iterable.writer import write_messages
 
 logger = logging.getLogger("airbyte")

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import orjson
-from airbyte_cdk.logger import PRINT_BUFFER
 
 READ_SIZE = 1 << 20
 
@@ -62,12 +61,6 @@ class LineReader:
                 chunk = []
         if chunk:
             yield chunk
-
-
-def emit_json(message: dict[str, Any]) -> None:
-    """Write one protocol message to stdout, in order with the CDK's log lines."""
-    PRINT_BUFFER.write(orjson.dumps(message).decode() + "\n")
-    PRINT_BUFFER.flush()
 
 
 def dispatch(lines: list[bytes], on_record: Callable[[dict, int, float], None], on_state: Callable[[dict], None],
