@@ -270,6 +270,17 @@ class FieldSelector:
         return decision
 
     @property
+    def flat_names(self) -> tuple[str, ...] | None:
+        """The selected top-level keys when no other rule applies (no "*", no nested path), else ``None``.
+
+        Then ``select(data)`` is: each of these keys present in ``data``, ``json_safe``-converted, or ``None``
+        when there is none (callers may inline that).
+        """
+        if self._mode == self._ALL or self._nested:
+            return None
+        return self._flat
+
+    @property
     def sends_fields(self) -> bool:
         """False in membership-only mode (``select`` always returns ``None``)."""
         return self._mode != self._NONE

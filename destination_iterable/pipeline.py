@@ -54,6 +54,10 @@ class Pipeline:
         self.sinks: dict[StreamKey, StreamSink] = {s.spec.key: s for s in sinks}
         self.journals: dict[StreamKey, Journal] = journals or {}
         self._by_name: dict[str, StreamSink] = {s.spec.name: s for s in sinks}
+        names = Counter(s.spec.name for s in sinks)
+        # stream name -> (namespace, sink) for names used once: records are routed without building a key tuple
+        self._routes: dict[str, tuple[str | None, StreamSink]] = {
+            s.spec.name: (s.spec.namespace, s) for s in sinks if names[s.spec.name] == 1}
         self.client = client
         self.emit = emit
         self.stop = stop
@@ -69,7 +73,7 @@ class Pipeline:
         self.max_pending = max(4, workers * 2)
         self.pending_states: deque[tuple[int, dict]] = deque()
         self.seq = 0
-        self.since_global = 0
+        self.global_mark = 0  # self.seq at the last global STATE (records are numbered from 0)
         self.states_received = 0
         self.states_emitted = 0
         self.failure: BaseException | None = None
@@ -81,19 +85,35 @@ class Pipeline:
 
     # ------------------------------------------------------------ input
     def on_record(self, record: dict, size: int, now: float) -> None:
-        """Route one RECORD's payload to its stream's sink."""
-        stream = record.get("stream")
-        sink = self.sinks.get((record.get("namespace"), stream))
+        """Route one RECORD's payload to its stream's sink (the hot path)."""
+        try:
+            route = self._routes.get(record.get("stream"))
+        except TypeError:  # an unhashable "stream" value: reported by the slow path
+            route = None
+        if route is not None:
+            namespace = record.get("namespace")
+            if namespace is None or route[0] is None or namespace == route[0]:
+                sink = route[1]
+                seq = self.seq
+                self.seq = seq + 1
+                if sink.add(record.get("data"), seq, size, now):
+                    self.flush(sink)
+                return
+        self._on_record_slow(record, size, now)
+
+    def _on_record_slow(self, record: dict, size: int, now: float) -> None:
+        """Routing when a stream name is used by several namespaces, or the record names no known stream."""
+        stream, namespace = record.get("stream"), record.get("namespace")
+        sink = self.sinks.get((namespace, stream)) if isinstance(stream, str) and (
+            namespace is None or isinstance(namespace, str)) else None
         if sink is None:
             sink = self._by_name.get(stream) if isinstance(stream, str) else None  # namespace omitted
-            if sink is None or sink.spec.namespace is not None and record.get("namespace") is not None:
+            if sink is None or sink.spec.namespace is not None and namespace is not None:
                 self.input_problem("record_for_unknown_stream", f"a record for stream {stream!r}, which is not "
                                     "in the configured catalog, was skipped")
                 return
         seq = self.seq
         self.seq = seq + 1
-        sink.since_state += 1
-        self.since_global += 1
         if sink.add(record.get("data"), seq, size, now):
             self.flush(sink)
 
@@ -110,16 +130,18 @@ class Pipeline:
         self.emit_ready()
 
     def _count_for(self, state: dict) -> int:
+        """Records since the previous STATE of the same scope (its stream, or all streams for a global one)."""
         if state.get("type") == "STREAM" or ("stream" in state and "global" not in state):
             desc = (state.get("stream") or {}).get("stream_descriptor") or {}
             sink = self.sinks.get((desc.get("namespace"), desc.get("name"))) or self._by_name.get(desc.get("name"))
             if sink is None:
                 return 0
-            count, sink.since_state = sink.since_state, 0
+            read = sink.report.records_read
+            count, sink.state_mark = read - sink.state_mark, read
             return count
-        count, self.since_global = self.since_global, 0
+        count, self.global_mark = self.seq - self.global_mark, self.seq
         for sink in self.sinks.values():
-            sink.since_state = 0
+            sink.state_mark = sink.report.records_read
         return count
 
     def on_stream_status(self, namespace: Any, name: Any, status: Any) -> None:
@@ -160,9 +182,11 @@ class Pipeline:
             common = keys_in_flight.keys() & job.keys
             deps = {keys_in_flight[key] for key in common}
         keys_in_flight.update(dict.fromkeys(job.keys, job.id))
-        if len(keys_in_flight) > KEY_TRACKING_LIMIT:  # forget members of finished jobs, in one C-speed pass
+        if len(keys_in_flight) > job.sink.key_tracking_limit:  # forget members of finished jobs, in one pass
             in_flight = self.in_flight
-            job.sink.inflight_keys = {k: j for k, j in keys_in_flight.items() if j in in_flight or j == job.id}
+            kept = job.sink.inflight_keys = {k: j for k, j in keys_in_flight.items() if j in in_flight or j == job.id}
+            # Up to max_pending jobs of 1,000 members may still be in flight: never clean up again right away.
+            job.sink.key_tracking_limit = max(KEY_TRACKING_LIMIT, 2 * len(kept))
         while len(self.in_flight) >= self.max_pending:
             self._wait_some()
         self.in_flight[job.id] = job

@@ -20,11 +20,12 @@ from destination_iterable.errors import (
     RetryBudgetExceeded,
     TransientError,
 )
-from destination_iterable.identity import normalize_email
+from destination_iterable.fields import _MISSING, _PLAIN, json_safe
+from destination_iterable.identity import _QUICK_DOMAIN_CACHE, _QUICK_LOCAL_AT, _QUICK_MAX, normalize_email
 from destination_iterable.lists import ListHandle
 from destination_iterable.mirror import SeenSet
 from destination_iterable.report import ListReport
-from destination_iterable.subscriber import NOT_AN_OBJECT, SubscriberBuilder
+from destination_iterable.subscriber import NOT_AN_OBJECT, ROW_BYTES_LIMIT, SubscriberBuilder
 
 logger = logging.getLogger("airbyte")
 
@@ -103,40 +104,69 @@ class StreamSink:
         self.approx_bytes = 0
         self._removes = 0  # remove entries put in the buffer since the last take_jobs (may over-count)
         self.inflight_keys: dict[str, int] = {}
-        self.since_state = 0  # records since this stream's last STATE (for destinationStats)
+        self.key_tracking_limit = 50_000  # the pipeline forgets finished members beyond this many (and adapts it)
+        self.state_mark = 0  # report.records_read at this stream's last STATE (for destinationStats)
+        self._email_key = builder.email_only_key
+        self._flat = builder.flat_fields  # top-level profile fields only (or no fields): copied inline by add()
 
     # ------------------------------------------------------------ main thread
     def add(self, data: Any, seq: int, size: int, now: float) -> bool:
-        """Take one record; returns True when the buffer should be flushed now."""
+        """Take one record; returns True when the buffer should be flushed now (the hot path).
+
+        For the usual configuration (email only, at a top-level key; top-level profile fields) everything
+        happens here without further calls: the quick acceptance path of `identity.normalize_email` is
+        inlined (only certain acceptances are taken there; everything else goes through the function),
+        and plain field values are copied directly. unit_tests/test_sink_fast_path.py checks that the
+        result equals the general path's.
+        """
         report = self.report
         report.records_read += 1
         if type(data) is not dict and not isinstance(data, dict):
             report.skip(NOT_AN_OBJECT)
             return False
-        builder = self.builder
-        email_key = builder.email_only_key
-        if email_key is not None:  # the usual configuration: email only, at a top-level key
-            email, reason = normalize_email(data.get(email_key))
-            if reason is not None:
-                report.skip(reason)
-                return False
+        email_key = self._email_key
+        if email_key is not None:  # email only, at a top-level key
             user_id = None
+            raw = data.get(email_key)
+            email = None
+            if type(raw) is str:
+                address = raw.strip().lower()
+                if 0 < len(address) <= _QUICK_MAX:
+                    quick = _QUICK_LOCAL_AT(address)
+                    if quick is not None and _QUICK_DOMAIN_CACHE.get(address[quick.end():]):
+                        email = address
+            if email is None:
+                email, reason = normalize_email(raw)
+                if reason is not None:
+                    report.skip(reason)
+                    return False
             key = email
         else:
-            email, user_id, reason = builder.identity(data)
+            email, user_id, reason = self.builder.identity(data)
             if reason is not None:
                 report.skip(reason)
                 return False
             key = email if email is not None else "\x00" + user_id  # type: ignore[operator]
-        if self.soft_delete or data.get(CDC_DELETED_AT) is not None:
-            entry: dict[str, Any] | tuple[str, dict[str, Any]] = (REMOVE, builder.remove_row(email, user_id))
+        if self.soft_delete or (CDC_DELETED_AT in data and data[CDC_DELETED_AT] is not None):
+            entry: dict[str, Any] | tuple[str, dict[str, Any]] = (REMOVE, SubscriberBuilder.remove_row(email, user_id))
             self._removes += 1
         else:
-            row, reason = builder.add_row(email, user_id, data, size)
-            if row is None:
-                report.skip(reason or "invalid_record")
-                return False
-            entry = row
+            flat = self._flat
+            if flat is not None and user_id is None and size <= ROW_BYTES_LIMIT:
+                fields: dict[str, Any] = {}
+                for name in flat:
+                    value = data.get(name, _MISSING)
+                    if type(value) in _PLAIN:
+                        fields[name] = value
+                    elif value is not _MISSING:
+                        fields[name] = json_safe(value)
+                entry = {"email": email, "dataFields": fields} if fields else {"email": email}
+            else:
+                row, reason = self.builder.add_row(email, user_id, data, size)
+                if row is None:
+                    report.skip(reason or "invalid_record")
+                    return False
+                entry = row
         seen = self.seen
         if seen is not None:  # members this sync added or deleted are never the mirror's to remove
             if email is not None:
@@ -146,8 +176,8 @@ class StreamSink:
         buffer = self.buffer
         if buffer:
             previous = buffer.get(key)
-            if type(previous) is dict and type(entry) is dict and "dataFields" in previous:  # add after add
-                merged = dict(previous.get("dataFields") or {})
+            if previous is not None and type(previous) is dict and type(entry) is dict and "dataFields" in previous:
+                merged = dict(previous.get("dataFields") or {})  # add after add: later fields win
                 merged.update(entry.get("dataFields") or {})
                 entry["dataFields"] = merged
         else:

@@ -35,6 +35,8 @@ class SubscriberBuilder:
         # (then identity(data) == normalize_email(data.get(email_only_key)) + (user_id None)), else None.
         self.email_only_key = self._email_key if not self.user_id_path else None
         self._select = self.selector.select if self.selector is not None else None
+        # Hot-path shortcut: the top-level profile fields to copy when no other selection rule applies, else None.
+        self.flat_fields = self.selector.flat_names if self.selector is not None else ()
 
     def identity(self, data: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
         """-> (email, user_id, reject_reason). A present-but-invalid identifier rejects the record."""

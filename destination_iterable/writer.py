@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from destination_iterable.subscriber import SubscriberBuilder
 
 logger = logging.getLogger("airbyte")
 
+GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections during a write (default 700)
 STOP_GRACE_SECONDS = 20.0
 MAX_IN_FLIGHT = 32
 METRICS_FILE_ENV = "DESTINATION_ITERABLE_METRICS_FILE"  # benchmarks: where to dump the controller's timeline
@@ -119,6 +121,8 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
                         prefer_user_id=bool(config.user_id_field) and not config.email_field, journals=journals)
     if config.dry_run:
         logger.info("Dry run: nothing will be written to Iterable and no state will be echoed.")
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])  # see _relax_gc
     try:
         for chunk in chunks:
             if chunk:
@@ -145,9 +149,18 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
         yield from _drain(out)
         raise stopped_error() from None
     finally:
+        gc.set_threshold(*thresholds)
         pipeline.close()
         client.close()
         _dump_metrics(client)
+
+
+# _relax_gc: the cyclic collector is only needed for the rare reference cycle (the connector's own data has
+# none: rows are plain dicts of strings and numbers). With the default threshold (700 allocations) a
+# young-generation collection ran every few hundred rows, on the main thread and on the sender threads
+# alike, and each walked every object allocated since the last one: ~1.3 s of CPU per million records
+# when batches are in flight. Every 50,000 allocations it costs ~0.1 s per million. Memory held by cycles
+# is freed later, never lost.
 
 
 def _dump_metrics(client: IterableClient) -> None:
