@@ -24,6 +24,7 @@ from destination_iterable.fields import _MISSING, _PLAIN, json_safe
 from destination_iterable.identity import _QUICK_DOMAIN_CACHE, _QUICK_LOCAL_AT, _QUICK_MAX, normalize_email
 from destination_iterable.lists import ListHandle
 from destination_iterable.mirror import SeenSet
+from destination_iterable.ordering import RecentMembers
 from destination_iterable.report import ListReport
 from destination_iterable.subscriber import NOT_AN_OBJECT, ROW_BYTES_LIMIT, SubscriberBuilder
 
@@ -103,8 +104,7 @@ class StreamSink:
         self.first_time = 0.0
         self.approx_bytes = 0
         self._removes = 0  # remove entries put in the buffer since the last take_jobs (may over-count)
-        self.inflight_keys: dict[str, int] = {}
-        self.key_tracking_limit = 50_000  # the pipeline forgets finished members beyond this many (and adapts it)
+        self.recent_members = RecentMembers()  # the pipeline's record of which job touched which member
         self.state_mark = 0  # report.records_read at this stream's last STATE (for destinationStats)
         self._email_key = builder.email_only_key
         self._flat = builder.flat_fields  # top-level profile fields only (or no fields): copied inline by add()
