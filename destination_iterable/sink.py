@@ -174,15 +174,15 @@ class StreamSink:
             if user_id is not None:
                 seen.add(user_id)
         buffer = self.buffer
-        if buffer:
-            previous = buffer.get(key)
-            if previous is not None and type(previous) is dict and type(entry) is dict and "dataFields" in previous:
-                merged = dict(previous.get("dataFields") or {})  # add after add: later fields win
+        if not buffer:
+            self.first_seq, self.first_time = seq, now
+        previous = buffer.setdefault(key, entry)
+        if previous is not entry:  # the member is buffered already: later changes win
+            if type(previous) is dict and type(entry) is dict and "dataFields" in previous:
+                merged = dict(previous.get("dataFields") or {})  # add after add: later fields win, others stay
                 merged.update(entry.get("dataFields") or {})
                 entry["dataFields"] = merged
-        else:
-            self.first_seq, self.first_time = seq, now
-        buffer[key] = entry  # later changes of the same member win; order across batches is kept by the pipeline
+            buffer[key] = entry  # order across batches is kept by the pipeline
         approx = self.approx_bytes = self.approx_bytes + size
         return len(buffer) >= MAX_BATCH_ROWS or approx >= BATCH_BYTES_LIMIT
 

@@ -1,0 +1,129 @@
+"""What any pure-Python connector must spend per record: a lower bound for the CPU ratio of bench.throughput.
+
+    python -m bench.floor --records 1000000 --streams 4
+
+Runs, each in a fresh process over the same cached input as bench.throughput (CPU from os.wait4):
+
+- `baseline`: `orjson.loads` of every line (bench.throughput's baseline);
+- `floor`: the least work that produces correct request bodies: parse every line, route records by stream
+  name, trim/lowercase/validate the email (the connector's own quick path, the full validator otherwise),
+  copy the profile fields into a row, keep the last row per member in a per-stream buffer, and serialise
+  every 1,000 rows into a `lists/subscribe` body with orjson. No STATE handling, no threads, no HTTP,
+  no ordering, no reporting: nothing a real connector can do without.
+- `floor+startup`: the same plus the connector's imports (`destination_iterable.cli_write`).
+
+The ratio floor / baseline is what a Python connector cannot go below on this machine, whatever else it
+does; the HTTP exchange (connection, kernel copies of ~270 KB per request, reading the answer) comes on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.inputs import ensure_input
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASELINE = """
+import sys, orjson
+loads = orjson.loads
+with open(sys.argv[1], "rb") as handle:
+    for line in handle:
+        loads(line)
+"""
+
+FLOOR = """
+import sys, orjson
+if sys.argv[2] == "1":
+    import destination_iterable.cli_write  # noqa: F401  (the connector's start-up imports)
+from destination_iterable.identity import _QUICK_DOMAIN_CACHE, _QUICK_LOCAL_AT, normalize_email
+
+FIELDS = ("first_name", "plan")
+loads, dumps = orjson.loads, orjson.dumps
+buffers = {}
+bodies = 0
+
+
+def flush(list_id, buffer):
+    global bodies
+    body = dumps({"listId": list_id, "subscribers": list(buffer.values())})
+    bodies += len(body)
+
+
+with open(sys.argv[1], "rb") as handle:
+    for line in handle:
+        message = loads(line)
+        if message.get("type") != "RECORD":
+            continue
+        record = message["record"]
+        stream = record.get("stream")
+        buffer = buffers.get(stream)
+        if buffer is None:
+            buffer = buffers[stream] = {}
+        data = record.get("data")
+        raw = data.get("email")
+        email = None
+        if type(raw) is str:
+            address = raw.strip().lower()
+            quick = _QUICK_LOCAL_AT(address)
+            if quick is not None and _QUICK_DOMAIN_CACHE.get(address[quick.end():]):
+                email = address
+        if email is None:
+            email, reason = normalize_email(raw)
+            if reason is not None:
+                continue
+        fields = {}
+        for name in FIELDS:
+            value = data.get(name)
+            if value is not None:
+                fields[name] = value
+        buffer[email] = {"email": email, "dataFields": fields}
+        if len(buffer) >= 1000:
+            flush(1, buffer)
+            buffers[stream] = {}
+for buffer in buffers.values():
+    if buffer:
+        flush(1, buffer)
+print(bodies)
+"""
+
+
+def child_cpu(code: str, *args: str) -> float:
+    """CPU seconds (user + sys) of `python -c code args`."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"child failed with status {status}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each variant (the median is printed)")
+    args = parser.parse_args()
+    meta, _ = ensure_input(args.records, args.streams)
+    started = time.monotonic()
+    results: dict[str, list[float]] = {"baseline": [], "floor": [], "floor+startup": []}
+    for _ in range(args.runs):  # interleaved, so load changes hit every variant alike
+        results["baseline"].append(child_cpu(BASELINE, meta.path))
+        results["floor"].append(child_cpu(FLOOR, meta.path, "0"))
+        results["floor+startup"].append(child_cpu(FLOOR, meta.path, "1"))
+    median = {name: sorted(runs)[len(runs) // 2] for name, runs in results.items()}
+    base = median["baseline"]
+    print(f"input: {meta.records} records, {meta.lines} lines ({meta.path})")
+    for name, runs in results.items():
+        ratio = median[name] / base if base else float("nan")
+        print(f"{name:>14}: {median[name]:6.2f} s CPU (runs {', '.join(f'{r:.2f}' for r in runs)}), "
+              f"{median[name] / meta.records * 1e6:.2f} µs/record, {ratio:.2f}x the baseline")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
