@@ -165,10 +165,13 @@ class Pipeline:
         """Send whatever the sink has buffered (and, for a mirror, the same changes to its journal)."""
         journal = self.journals.get(sink.spec.key) if self.journals else None
         for job in sink.take_jobs():
-            self.submit(job)
+            copy = None
             if journal is not None:
                 rows = [{k: v for k, v in row.items() if k in IDENTITY_KEYS} for row in job.rows]
-                self.submit(Job(journal.sink, job.kind, rows, job.keys, job.min_seq))
+                copy = Job(journal.sink, job.kind, rows, job.keys, job.min_seq)
+            self.submit(job)
+            if copy is not None:
+                self.submit(copy)
 
     def submit(self, job: Job) -> None:
         """Queue a job; it starts once no earlier unfinished job of the same list touches the same members.
@@ -176,6 +179,7 @@ class Pipeline:
         Such a job is parked (not blocking the reader) and started when the jobs it waits for finish, so
         changes to one member keep their input order.
         """
+        job.seal()
         deps = job.sink.recent_members.record(job.keys, job.id, self._oldest_in_flight)
         while len(self.in_flight) >= self._pending_bound():
             self._wait_some()

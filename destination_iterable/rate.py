@@ -481,20 +481,37 @@ class AdaptiveRateController:
         )
         self._clock = clock
         self._sleep = sleep
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # waiting for an in-flight slot (release notifies)
+        self._turn = threading.Condition(lock)  # waiting to pace the next request (the pacer notifies)
+        self._pacer: object | None = None  # the acquire() call that sleeps until the next send time
         self._in_flight = 0
         self._counts = {"sent": 0, OK: 0, RATE_LIMITED: 0, ERROR: 0}
         self.timeline: list[tuple[float, float]] = []
         self._record(self._clock())
 
     def acquire(self, stop: threading.Event | None = None) -> Permit:
-        """Block until an in-flight slot is free and pacing allows a request."""
+        """Block until an in-flight slot is free and pacing allows a request.
+
+        Of the threads waiting for the next send time, one (the pacer) sleeps until then, in chunks of
+        WAIT_CHUNK_S; the others wait for their turn (`_turn`) until the pacer has sent or given up the
+        role, and then one of them becomes the pacer. Threads waiting for an in-flight slot wait on
+        `_cond`, which `release` notifies. So a crowd of sender threads does not wake up for every slot
+        or every answer, and the schedule is the same as with every waiting thread sleeping. A thread
+        that sees the stop event wakes the next waiter of each kind, so all of them stop about as
+        quickly as the pacer notices.
+        """
+        me = object()
         while True:
             with self._cond:
                 if stop is not None and stop.is_set():
+                    self._leave_pacing(me)
+                    self._cond.notify()
+                    self._turn.notify()
                     raise Stopped()
                 now = self._clock()
                 if self._in_flight >= self._est.in_flight_limit:
+                    self._leave_pacing(me)
                     self._cond.wait(self.SLOT_WAIT_S)  # release() notifies; the timeout is only a safety net
                     continue
                 wait = self._est.next_send_time(now) - now
@@ -503,8 +520,27 @@ class AdaptiveRateController:
                     self._in_flight += 1
                     self._counts["sent"] += 1
                     self._record(now)
+                    if self._pacer is None or self._pacer is me:
+                        self._pacer = None
+                        self._turn.notify()  # the next waiting thread paces the next request
                     return Permit(token=token, started=now)
-            self._sleep(min(wait, self.WAIT_CHUNK_S))
+                if self._pacer is None:
+                    self._pacer = me
+                elif self._pacer is not me:
+                    self._turn.wait(self.SLOT_WAIT_S)  # the pacer notifies; the timeout is only a safety net
+                    continue
+            try:
+                self._sleep(min(wait, self.WAIT_CHUNK_S))
+            except BaseException:
+                with self._cond:
+                    self._leave_pacing(me)
+                raise
+
+    def _leave_pacing(self, me: object) -> None:
+        """Give up the pacer role (holding the lock), waking a thread waiting for its turn."""
+        if self._pacer is me:
+            self._pacer = None
+            self._turn.notify()
 
     def release(self, permit: Permit, outcome: str) -> None:
         """Report the outcome of a request started with ``permit``."""

@@ -26,6 +26,7 @@ from destination_iterable.lists import ListHandle
 from destination_iterable.mirror import SeenSet
 from destination_iterable.ordering import RecentMembers
 from destination_iterable.report import ListReport
+from destination_iterable.rows import EncodedRows
 from destination_iterable.subscriber import NOT_AN_OBJECT, ROW_BYTES_LIMIT, SubscriberBuilder
 
 logger = logging.getLogger("airbyte")
@@ -67,13 +68,18 @@ class Job:
 
     __slots__ = ("id", "sink", "kind", "rows", "keys", "min_seq", "by_mirror", "result", "error")
 
-    def __init__(self, sink: StreamSink, kind: str, rows: list[dict[str, Any]], keys: list[str],
+    def __init__(self, sink: StreamSink, kind: str, rows: list[dict[str, Any]] | EncodedRows, keys: list[str],
                  min_seq: int, by_mirror: bool = False) -> None:
         self.id = next(_job_ids)
         self.sink, self.kind, self.rows, self.keys = sink, kind, rows, keys
         self.min_seq, self.by_mirror = min_seq, by_mirror
         self.result: BulkResult | None = None
         self.error: BaseException | None = None
+
+    def seal(self) -> None:
+        """Serialise the rows now, before the job waits in a queue (see `EncodedRows`)."""
+        if type(self.rows) is list:
+            self.rows = EncodedRows(self.rows)
 
     def run(self) -> Job:
         """Send the rows (on a worker thread); never raises, the outcome is kept on the job."""
@@ -233,7 +239,7 @@ class StreamSink:
         self.report.record_bulk(job.kind, len(job.rows), result.success_count, failed, by_mirror=job.by_mirror)
 
     # ------------------------------------------------------------ worker threads
-    def send(self, kind: str, rows: list[dict[str, Any]]) -> BulkResult:
+    def send(self, kind: str, rows: list[dict[str, Any]] | EncodedRows) -> BulkResult:
         """Send rows to the list, splitting oversized batches and waiting out a new list's id."""
         if self.dry_run or self.client is None:
             return BulkResult(success_count=len(rows))
@@ -267,7 +273,7 @@ class StreamSink:
             except RetryBudgetExceeded as exc:
                 raise TransientError(f"Stream '{self.spec.name}': {exc.message}", stream=self.spec.name) from None
 
-    def _send_split(self, kind: str, rows: list[dict[str, Any]]) -> BulkResult:
+    def _send_split(self, kind: str, rows: list[dict[str, Any]] | EncodedRows) -> BulkResult:
         assert self.client is not None and self.handle.list_id is not None
         try:
             if kind == ADD:
@@ -278,6 +284,7 @@ class StreamSink:
             if len(rows) == 1:
                 ident = rows[0].get("email") or rows[0].get("userId") or ""
                 return BulkResult(fail_count=1, failed={TOO_LARGE_BUCKET: [str(ident)]})
+            rows = rows.decode() if isinstance(rows, EncodedRows) else rows
             half = len(rows) // 2
             result = self._send_split(kind, rows[:half])
             result.merge(self._send_split(kind, rows[half:]))
