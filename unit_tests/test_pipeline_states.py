@@ -113,3 +113,24 @@ def test_same_member_changes_keep_input_order_across_batches():
     pipeline.flush(sink)  # must wait for the first batch, which holds the same member
     pipeline.finish()
     assert [kind for _, kind, _ in sent] == ["add", "remove"]
+
+
+def test_pending_jobs_follow_the_controllers_in_flight_limit():
+    from types import SimpleNamespace
+
+    from destination_iterable.pipeline import PENDING_RESERVE
+    from destination_iterable.rate import AdaptiveRateController
+
+    pipeline, *_ = make(("a",))
+    pipeline.max_pending = 64
+    assert pipeline._pending_bound() == 64  # no client: the fixed bound
+    controller = AdaptiveRateController(max_in_flight=32)
+    pipeline.client = SimpleNamespace(controller=controller)
+    allowed = controller.snapshot()["in_flight_limit"]
+    assert allowed < 32
+    assert pipeline._pending_bound() == max(4, allowed + PENDING_RESERVE)
+    controller._est._max_in_flight = 1000  # a (hypothetical) huge in-flight limit is still capped
+    controller._est._error_cap = 1000
+    controller._est._target = 10_000.0
+    assert pipeline._pending_bound() == 64
+    pipeline.close()
