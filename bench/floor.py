@@ -49,7 +49,7 @@ FLOOR = r"""
 import sys, orjson
 if sys.argv[2] == "1":
     import destination_iterable.cli_write  # noqa: F401  (the connector's start-up imports)
-from destination_iterable.identity import _QUICK_DOMAIN_CACHE, _QUICK_LOCAL_AT, normalize_email
+from destination_iterable.identity import QUICK_DOMAIN_VERDICTS, QUICK_LOCAL_AT, normalize_email
 post = None
 if len(sys.argv) > 3:  # deliver: POST every body to the sandbox at this URL, over a raw kept-alive socket
     import socket, urllib.parse
@@ -101,8 +101,8 @@ with open(sys.argv[1], "rb") as handle:
         email = None
         if type(raw) is str:
             address = raw.strip().lower()
-            quick = _QUICK_LOCAL_AT(address)
-            if quick is not None and _QUICK_DOMAIN_CACHE.get(address[quick.end():]):
+            quick = QUICK_LOCAL_AT(address)
+            if quick is not None and QUICK_DOMAIN_VERDICTS.get(address[quick.end():]):
                 email = address
         if email is None:
             email, reason = normalize_email(raw)

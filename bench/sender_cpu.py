@@ -50,6 +50,7 @@ import urllib3
 
 from destination_iterable.client import IterableClient
 from destination_iterable.rate import OK, AdaptiveRateController
+from destination_iterable.rows import EncodedRows
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key-0123456789abcdef012345"
@@ -72,17 +73,6 @@ def start_sandbox() -> tuple[subprocess.Popen[str], str]:
         proc.kill()
         raise SystemExit(f"sandbox did not start: {line!r}")
     return proc, line.rsplit(" ", 1)[-1]
-
-
-class Encoded:
-    """Rows encoded ahead, in the form `IterableClient.subscribe` accepts besides a list."""
-
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.json = orjson.dumps(rows)
-        self.count = len(rows)
-
-    def __len__(self) -> int:
-        return self.count
 
 
 class Rows:
@@ -312,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat):
                 batches = [rows.batch(args.rows) for _ in range(args.requests + 1)]
                 if args.encoded:
-                    batches = [Encoded(batch) for batch in batches]  # type: ignore[misc]
+                    batches = [EncodedRows(batch) for batch in batches]  # type: ignore[misc]
                 if setting == 1 and not args.busy_main:
                     run = run_single(url, list_id, batches, args.profile)
                 else:

@@ -39,9 +39,9 @@ ITERABLE_SYSTEM_FIELDS = frozenset({
 })
 ALL_FIELDS = "*"
 
-_MISSING: Any = object()
+MISSING: Any = object()
 # Values of these exact types are already JSON-safe.
-_PLAIN = frozenset({str, bool, type(None)})
+PLAIN_TYPES = frozenset({str, bool, type(None)})
 # orjson serialises integers in [-2**63, 2**64 - 1]; anything wider becomes a float (as orjson.loads does).
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -72,7 +72,7 @@ def json_safe(value: Any) -> Any:
     * anything else -> ``str(value)`` (e.g. ``UUID``, ``timedelta``).
     """
     tp = type(value)
-    if tp in _PLAIN:
+    if tp in PLAIN_TYPES:
         return value
     if tp is int:
         return value if _INT_MIN <= value <= _INT_MAX else _wide_int(value)
@@ -100,7 +100,7 @@ def _safe_dict(data: dict[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] | None = None
     done = 0
     for key, value in data.items():
-        new = value if type(value) in _PLAIN else _safe_value(value)
+        new = value if type(value) in PLAIN_TYPES else _safe_value(value)
         if out is None:
             if new is value and type(key) is str:
                 done += 1
@@ -114,7 +114,7 @@ def _safe_list(items: list[Any]) -> list[Any]:
     """Return ``items`` itself when it is already JSON-safe, else a converted copy."""
     out: list[Any] | None = None
     for index, value in enumerate(items):
-        new = value if type(value) in _PLAIN else _safe_value(value)
+        new = value if type(value) in PLAIN_TYPES else _safe_value(value)
         if out is None:
             if new is value:
                 continue
@@ -212,14 +212,14 @@ def _parse_name(name: str) -> tuple[str, ...]:
 
 
 def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    """Value at a nested path, or ``_MISSING`` when a step is missing or not a mapping."""
+    """Value at a nested path, or ``MISSING`` when a step is missing or not a mapping."""
     value: Any = data
     for key in path:
         if type(value) is not dict and not isinstance(value, Mapping):
-            return _MISSING
-        value = value.get(key, _MISSING)
-        if value is _MISSING:
-            return _MISSING
+            return MISSING
+        value = value.get(key, MISSING)
+        if value is MISSING:
+            return MISSING
     return value
 
 
@@ -301,7 +301,7 @@ class FieldSelector:
                 if key is False:
                     continue
                 tp = type(value)
-                if tp in _PLAIN:
+                if tp in PLAIN_TYPES:
                     out[key] = value
                 elif tp is float:
                     out[key] = value if value - value == 0.0 else None
@@ -313,16 +313,16 @@ class FieldSelector:
         out = {}
         get = data.get
         for key in self._flat:
-            value = get(key, _MISSING)
-            if type(value) in _PLAIN:  # str/bool/None: already JSON-safe (the usual case, no call)
+            value = get(key, MISSING)
+            if type(value) in PLAIN_TYPES:  # str/bool/None: already JSON-safe (the usual case, no call)
                 out[key] = value
-            elif value is not _MISSING:
+            elif value is not MISSING:
                 out[key] = json_safe(value)
         if not self._nested:
             return out or None
         for path, leaf in self._nested:
             value = _lookup(data, path)
-            if value is _MISSING:
+            if value is MISSING:
                 continue
             node = out
             for step in path[:-1]:

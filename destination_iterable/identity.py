@@ -81,17 +81,18 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _TOP_LABEL = r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _FAST_EMAIL = re.compile(rf"({_ATEXT}+(?:\.{_ATEXT}+)*)@((?:{_LABEL}\.)+({_TOP_LABEL}))").fullmatch
 
-# Quicker path for the usual address (performance only, never a different decision): at most _QUICK_MAX
+# Quicker path for the usual address (performance only, never a different decision): at most QUICK_MAX
 # characters, so the local part is <= 64 and every label <= 63 by length alone. A possessive regex checks the
 # dot-atom local part up to the "@"; the domain's verdict (labels of letters/digits/inner hyphens, a known TLD)
 # is cached, since real inputs use few domains. Only acceptances are taken here: anything else goes through
-# _FAST_EMAIL and the full validator exactly as before.
-_QUICK_MAX = 64
-_QUICK_LOCAL_AT = re.compile(rf"{_ATEXT}++(?:\.{_ATEXT}++)*+@").match
+# _FAST_EMAIL and the full validator exactly as before. QUICK_MAX, QUICK_LOCAL_AT and QUICK_DOMAIN_VERDICTS are
+# public because StreamSink.add inlines this acceptance (unit_tests/test_sink_fast_path.py keeps them equal).
+QUICK_MAX = 64
+QUICK_LOCAL_AT = re.compile(rf"{_ATEXT}++(?:\.{_ATEXT}++)*+@").match
 _QUICK_LABEL = r"[a-z0-9]++(?:-++[a-z0-9]++)*+"
 _QUICK_DOMAIN = re.compile(rf"{_QUICK_LABEL}(?:\.{_QUICK_LABEL})++").fullmatch
-_QUICK_DOMAIN_CACHE: dict[str, bool] = {}
-_QUICK_DOMAIN_CACHE_MAX = 4096
+QUICK_DOMAIN_VERDICTS: dict[str, bool] = {}
+QUICK_DOMAIN_VERDICTS_MAX = 4096
 
 # Full path: commons-validator USER_REGEX. VALID_CHARS = "(\\.)|[^\s" + SPECIAL_CHARS + "]",
 # SPECIAL_CHARS = "\p{Cntrl}\(\)<>@,;:'\\\"\.\[\]", QUOTED_USER = "(\"(\\\"|[^\"])*\")",
@@ -202,10 +203,10 @@ def _valid_email_full(address: str) -> bool:
 
 
 def _quick_domain(domain: str) -> bool:
-    """True when ``domain`` (of an address <= _QUICK_MAX characters) is certainly valid; remembered."""
+    """True when ``domain`` (of an address <= QUICK_MAX characters) is certainly valid; remembered."""
     verdict = _QUICK_DOMAIN(domain) is not None and domain[domain.rfind(".") + 1:] in _QUICK_TLDS
-    if len(_QUICK_DOMAIN_CACHE) < _QUICK_DOMAIN_CACHE_MAX:
-        _QUICK_DOMAIN_CACHE[domain] = verdict
+    if len(QUICK_DOMAIN_VERDICTS) < QUICK_DOMAIN_VERDICTS_MAX:
+        QUICK_DOMAIN_VERDICTS[domain] = verdict
     return verdict
 
 
@@ -225,11 +226,11 @@ def normalize_email(value: Any) -> tuple[str | None, str | None]:
     if not address:
         return None, MISSING_IDENTIFIER
     size = len(address)
-    if size <= _QUICK_MAX:
-        quick = _QUICK_LOCAL_AT(address)
+    if size <= QUICK_MAX:
+        quick = QUICK_LOCAL_AT(address)
         if quick is not None:
             domain = address[quick.end():]
-            verdict = _QUICK_DOMAIN_CACHE.get(domain)
+            verdict = QUICK_DOMAIN_VERDICTS.get(domain)
             if verdict or (verdict is None and _quick_domain(domain)):
                 return address, None
     elif size > MAX_EMAIL_LENGTH:

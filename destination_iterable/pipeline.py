@@ -198,8 +198,7 @@ class Pipeline:
         """
         if self.client is None:
             return self.max_pending
-        allowed = int(self.client.controller.snapshot().get("in_flight_limit") or self.max_pending)
-        return max(4, min(self.max_pending, allowed + PENDING_RESERVE))
+        return max(4, min(self.max_pending, self.client.controller.in_flight_limit + PENDING_RESERVE))
 
     def _oldest_in_flight(self) -> int | None:
         return min(self.in_flight, default=None)  # job ids grow with submission order

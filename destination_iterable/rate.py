@@ -555,6 +555,11 @@ class AdaptiveRateController:
             self._record(now)
             self._cond.notify_all()
 
+    @property
+    def in_flight_limit(self) -> int:
+        """How many requests may be in flight now (read without the lock: a momentary value)."""
+        return self._est.in_flight_limit
+
     def snapshot(self) -> dict:
         """Counters and current limits, for progress lines and the end-of-sync summary."""
         with self._cond:

@@ -20,8 +20,8 @@ from destination_iterable.errors import (
     RetryBudgetExceeded,
     TransientError,
 )
-from destination_iterable.fields import _MISSING, _PLAIN, json_safe
-from destination_iterable.identity import _QUICK_DOMAIN_CACHE, _QUICK_LOCAL_AT, _QUICK_MAX, normalize_email
+from destination_iterable.fields import MISSING, PLAIN_TYPES, json_safe
+from destination_iterable.identity import QUICK_DOMAIN_VERDICTS, QUICK_LOCAL_AT, QUICK_MAX, normalize_email
 from destination_iterable.lists import ListHandle
 from destination_iterable.mirror import SeenSet
 from destination_iterable.ordering import RecentMembers
@@ -137,9 +137,9 @@ class StreamSink:
             email = None
             if type(raw) is str:
                 address = raw.strip().lower()
-                if 0 < len(address) <= _QUICK_MAX:
-                    quick = _QUICK_LOCAL_AT(address)
-                    if quick is not None and _QUICK_DOMAIN_CACHE.get(address[quick.end():]):
+                if 0 < len(address) <= QUICK_MAX:
+                    quick = QUICK_LOCAL_AT(address)
+                    if quick is not None and QUICK_DOMAIN_VERDICTS.get(address[quick.end():]):
                         email = address
             if email is None:
                 email, reason = normalize_email(raw)
@@ -161,10 +161,10 @@ class StreamSink:
             if flat is not None and user_id is None and size <= ROW_BYTES_LIMIT:
                 fields: dict[str, Any] = {}
                 for name in flat:
-                    value = data.get(name, _MISSING)
-                    if type(value) in _PLAIN:
+                    value = data.get(name, MISSING)
+                    if type(value) in PLAIN_TYPES:
                         fields[name] = value
-                    elif value is not _MISSING:
+                    elif value is not MISSING:
                         fields[name] = json_safe(value)
                 entry = {"email": email, "dataFields": fields} if fields else {"email": email}
             else:

@@ -121,8 +121,7 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
                         prefer_user_id=bool(config.user_id_field) and not config.email_field, journals=journals)
     if config.dry_run:
         logger.info("Dry run: nothing will be written to Iterable and no state will be echoed.")
-    thresholds = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])  # see _relax_gc
+    thresholds = _relax_gc()
     try:
         for chunk in chunks:
             if chunk:
@@ -155,12 +154,19 @@ def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iter
         _dump_metrics(client)
 
 
-# _relax_gc: the cyclic collector is only needed for the rare reference cycle (the connector's own data has
-# none: rows are plain dicts of strings and numbers). With the default threshold (700 allocations) a
-# young-generation collection ran every few hundred rows, on the main thread and on the sender threads
-# alike, and each walked every object allocated since the last one: ~1.3 s of CPU per million records
-# when batches are in flight. Every 50,000 allocations it costs ~0.1 s per million. Memory held by cycles
-# is freed later, never lost.
+def _relax_gc() -> tuple[int, ...]:
+    """Raise the young-generation GC threshold for the write; returns the thresholds to restore.
+
+    The cyclic collector is only needed for the rare reference cycle (the connector's own data has none:
+    rows are plain dicts of strings and numbers). With the default threshold (700 allocations) a
+    young-generation collection ran every few hundred rows, on the main thread and on the sender threads
+    alike, and each walked every object allocated since the last one: ~1.3 s of CPU per million records
+    when batches are in flight. Every 50,000 allocations it costs ~0.1 s per million. Memory held by
+    cycles is freed later, never lost.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
+    return thresholds
 
 
 def _dump_metrics(client: IterableClient) -> None:

@@ -1,4 +1,4 @@
-"""The bulk fast path of `IterableClient` (`client.BulkSession`): same requests, answers, errors and settings as
+"""The bulk fast path of `IterableClient` (`bulk_session.BulkSession`): same requests, answers, errors and settings as
 plain `requests`, over real sockets.
 
 * against the sandbox: bulk calls take the fast path (the wire path once a connection is open), land, and
@@ -32,8 +32,10 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from destination_iterable import client as client_module
-from destination_iterable.client import BulkSession, IterableClient
+from destination_iterable.bulk_session import BulkSession
+from destination_iterable.client import IterableClient
 from destination_iterable.errors import ConfigError
+from destination_iterable.rows import EncodedRows
 from integration_tests.conftest import TEST_API_KEY
 
 SUBSCRIBE = "/api/lists/subscribe"
@@ -138,17 +140,6 @@ def test_the_fast_path_can_be_switched_off_and_then_plain_requests_is_used(sandb
     assert len(sandbox.client.member_emails(list_id)) == 4
 
 
-class Encoded:
-    """Rows encoded ahead (what `subscribe`/`unsubscribe` accept besides a list): `len()` and `json`."""
-
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.json = orjson.dumps(rows)
-        self.count = len(rows)
-
-    def __len__(self) -> int:
-        return self.count
-
-
 def test_rows_encoded_ahead_are_sent_as_the_same_bytes_and_land(sandbox, scripted):
     """A body built from encoded rows is byte for byte the one built from the row dicts (subscribe with
     updateExistingUsersOnly, unsubscribe), and the sandbox applies it."""
@@ -157,20 +148,20 @@ def test_rows_encoded_ahead_are_sent_as_the_same_bytes_and_land(sandbox, scripte
     rows = members(30, "enc")
     removals = [{"email": row["email"]} for row in rows[:10]]
     client.subscribe(7, rows, update_existing_users_only=True)
-    client.subscribe(7, Encoded(rows), update_existing_users_only=True)
+    client.subscribe(7, EncodedRows(rows), update_existing_users_only=True)
     client.unsubscribe(7, removals)
-    client.unsubscribe(7, Encoded(removals))
+    client.unsubscribe(7, EncodedRows(removals))
     bodies = [body for _, _, _, body in server.requests]
     assert bodies[0] == bodies[1] and bodies[2] == bodies[3] and bodies[0] != bodies[2]
     assert orjson.loads(bodies[1]) == {"listId": 7, "subscribers": rows, "updateExistingUsersOnly": True}
 
     client = IterableClient(sandbox.url, TEST_API_KEY, timeout_seconds=5)
     list_id = client.create_list("encoded", "")
-    assert client.subscribe(list_id, Encoded(rows)).success_count == 30
-    assert client.unsubscribe(list_id, Encoded(removals)).success_count == 10
+    assert client.subscribe(list_id, EncodedRows(rows)).success_count == 30
+    assert client.unsubscribe(list_id, EncodedRows(removals)).success_count == 10
     assert sandbox.client.member_emails(list_id) == {row["email"] for row in rows[10:]}
     with pytest.raises(client_module.BatchTooLargeError):
-        client.subscribe(list_id, Encoded(members(1001, "many")))
+        client.subscribe(list_id, EncodedRows(members(1001, "many")))
 
 
 # ------------------------------------------------------------------------------------------ scripted server

@@ -1,4 +1,4 @@
-"""The request head of `client.BulkSession`'s wire path is byte for byte what urllib3 writes on the same pool's
+"""The request head of `bulk_session.BulkSession`'s wire path is byte for byte what urllib3 writes on the same pool's
 connections (hosts with and without the scheme's default port, IPv6, a trailing dot), and headers http.client
 would refuse or encode differently keep the bulk calls on urllib3. (Answers and errors are compared with plain
 requests over real sockets in integration_tests/test_client_fastpath.py.)"""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import urllib3
 
-from destination_iterable.client import _wire_head
+from destination_iterable.bulk_session import _wire_head
 
 TARGET = "/api/lists/subscribe"
 HEADERS = {"User-Agent": "airbyte-destination-iterable/0.1.0", "Accept-Encoding": "gzip, deflate",

@@ -126,7 +126,7 @@ def test_pending_jobs_follow_the_controllers_in_flight_limit():
     assert pipeline._pending_bound() == 64  # no client: the fixed bound
     controller = AdaptiveRateController(max_in_flight=32)
     pipeline.client = SimpleNamespace(controller=controller)
-    allowed = controller.snapshot()["in_flight_limit"]
+    allowed = controller.in_flight_limit
     assert allowed < 32
     assert pipeline._pending_bound() == max(4, allowed + PENDING_RESERVE)
     controller._est._max_in_flight = 1000  # a (hypothetical) huge in-flight limit is still capped
