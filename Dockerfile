@@ -7,7 +7,7 @@ FROM docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c4264cf6fee473
 WORKDIR /airbyte/integration_code
 
 # Only what `pip install .` needs (see .dockerignore); integration_tests/test_packaging.py installs exactly this.
-COPY setup.py README.md main.py ./
+COPY setup.py pyproject.toml README.md main.py ./
 COPY destination_iterable ./destination_iterable
 
 RUN pip install --no-cache-dir . \

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,8 +66,10 @@ setup(
         "Topic :: Software Development :: Libraries",
     ],
     python_requires=">=3.10,<3.14",
-    packages=["destination_iterable"],
-    package_data={"destination_iterable": ["spec.json", "data/*.txt"]},
+    # Every subpackage, and data folders such as members/data (no __init__.py) as packages of their own.
+    packages=find_namespace_packages(include=["destination_iterable", "destination_iterable.*"],
+                                     exclude=["*.__pycache__"]),
+    package_data={"destination_iterable": ["spec.json"], "destination_iterable.members.data": ["*.txt"]},
     include_package_data=True,
     install_requires=MAIN_REQUIREMENTS,
     extras_require={"tests": TEST_REQUIREMENTS, "bench": BENCH_REQUIREMENTS},

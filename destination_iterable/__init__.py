@@ -2,12 +2,6 @@
 
 __version__ = "0.1.0"
 
+from destination_iterable.airbyte.destination import DestinationIterable  # noqa: E402 - needs __version__ first
+
 __all__ = ["DestinationIterable", "__version__"]
-
-
-def __getattr__(name: str):  # lazy, so that light modules (identity, rate) import without airbyte-cdk
-    if name == "DestinationIterable":
-        from destination_iterable.destination import DestinationIterable
-
-        return DestinationIterable
-    raise AttributeError(name)

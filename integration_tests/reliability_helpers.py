@@ -595,7 +595,7 @@ def _forkserver_main(sock_fd: int) -> None:  # pragma: no cover - runs in the zy
     import select
     import socket
 
-    import destination_iterable.destination  # noqa: F401 - the expensive import, done once
+    import destination_iterable.airbyte.destination  # noqa: F401 - the expensive import, done once
     import destination_iterable.run  # noqa: F401
 
     sock = socket.socket(fileno=sock_fd)

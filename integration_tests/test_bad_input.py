@@ -14,7 +14,7 @@ import pytest
 
 from destination_iterable.config import parse_config
 from destination_iterable.errors import ConfigError
-from destination_iterable.lists import render_list_name
+from destination_iterable.iterable.lists import render_list_name
 from integration_tests.harness import (
     make_catalog,
     make_config,

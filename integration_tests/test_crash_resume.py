@@ -26,7 +26,7 @@ from integration_tests.reliability_helpers import (
     state_ids,
 )
 
-STOP_GRACE_SECONDS = 20.0  # destination_iterable.writer.STOP_GRACE_SECONDS, the documented SIGTERM bound
+STOP_GRACE_SECONDS = 20.0  # destination_iterable.sync.writer.STOP_GRACE_SECONDS, the documented SIGTERM bound
 
 
 def _last_state_id(result) -> int | None:

@@ -14,21 +14,26 @@ reinstall this package from the fresh context (``pip install --no-deps --force-r
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import json
 import os
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from integration_tests.cached_env import bin_dir, cached_venv, env_key, new_venv, run_logged
-from integration_tests.harness import make_catalog, parse_output, record, stream_state, to_lines
+from integration_tests.cached_env import (
+    bin_dir,
+    cached_venv,
+    env_key,
+    new_venv,
+    project_requirements,
+    run_console_script,
+    run_logged,
+)
+from integration_tests.harness import make_catalog, record, stream_state, to_lines
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_SCRIPT = "destination-iterable"
@@ -109,15 +114,6 @@ def build_context(target: Path) -> Path:
     return target
 
 
-def install_requirements() -> list[str]:
-    """setup.py's MAIN_REQUIREMENTS (the cache key of the dependency venv)."""
-    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MAIN_REQUIREMENTS" for t in node.targets):
-            return list(ast.literal_eval(node.value))
-    return [(REPO_ROOT / "setup.py").read_text()]
-
-
 # ----------------------------------------------------------------------------------------------- Dockerfile
 def test_every_path_the_dockerfile_copies_exists_and_reaches_the_build_context():
     sources = copy_sources()
@@ -125,10 +121,11 @@ def test_every_path_the_dockerfile_copies_exists_and_reaches_the_build_context()
     for source in sources:
         assert (REPO_ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
         assert not ignored(source), f".dockerignore excludes {source}, which the Dockerfile copies"
-    # What `pip install .` needs is all copied: setup.py reads destination_iterable/__init__.py and README.md.
-    for needed in ("setup.py", "README.md", "destination_iterable"):
+    # What `pip install .` needs is all copied: setup.py reads destination_iterable/__init__.py and README.md, and
+    # pyproject.toml's [build-system] makes pip build a wheel (PEP 517) as it does from the repository.
+    for needed in ("setup.py", "pyproject.toml", "README.md", "destination_iterable"):
         assert needed in sources, needed
-    assert not ignored("destination_iterable/spec.json") and not ignored("destination_iterable/data/tlds.txt")
+    assert not ignored("destination_iterable/spec.json") and not ignored("destination_iterable/members/data/tlds.txt")
     assert ignored("destination_iterable/__pycache__/x.pyc") and ignored(".venv/bin/python")
 
 
@@ -172,7 +169,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.environ.get("DESTINATION_ITERABLE_FRESH_INSTALL") == "1":
         venv, built = new_venv(tmp_path_factory.mktemp("fresh") / "venv", install), 0.0
     else:
-        venv, built = cached_venv("packaging", env_key(*install_requirements()), install)
+        venv, built = cached_venv("packaging", env_key(*project_requirements()), install)
     python = str(bin_dir(venv) / "python")
     if built is None:  # reused: replace the package by this context's build, keep the dependencies
         run_logged([python, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(context)],
@@ -183,16 +180,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return script
 
 
-def _run(script: Path, args: list[str], cwd: Path, stdin: bytes = b"") -> Any:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run([str(script), *args], input=stdin, capture_output=True, timeout=120, cwd=cwd, env=env)
-    return parse_output(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # a cold cache installs airbyte-cdk first (~1.5 min here)
 def test_clean_install_prints_the_spec(installed, tmp_path):
-    result = _run(installed, ["spec"], tmp_path)
+    result = run_console_script(installed, ["spec"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     [spec] = [m["spec"] for m in result.messages if m.get("type") == "SPEC"]
     shipped = json.loads((REPO_ROOT / "destination_iterable" / "spec.json").read_text())
@@ -207,13 +198,13 @@ def test_clean_install_checks_and_writes(installed, tmp_path, sandbox):
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "catalog.json").write_text(json.dumps(make_catalog("members")))
 
-    check = _run(installed, ["check", "--config", "config.json"], tmp_path)
+    check = run_console_script(installed, ["check", "--config", "config.json"], tmp_path)
     assert check.connection_status and check.connection_status["status"] == "SUCCEEDED", check.stdout[-2000:]
 
     messages = [record("members", {"email": " Ada@Example.COM "}), record("members", {"email": "not-an-email"}),
                 stream_state("members", 1, state_id=7)]
-    write = _run(installed, ["write", "--config", "config.json", "--catalog", "catalog.json"], tmp_path,
-                 stdin=to_lines(messages))
+    write = run_console_script(installed, ["write", "--config", "config.json", "--catalog", "catalog.json"], tmp_path,
+                               stdin=to_lines(messages))
     assert write.returncode == 0, write.stdout[-3000:] + write.stderr[-3000:]
     assert [s["state"].get("id") for s in write.states] == [7]
     [members_list] = sandbox.client.list_by_name("members")

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from destination_iterable.identity import normalize_email
+from destination_iterable.members.identity import normalize_email
 from integration_tests.cached_env import bin_dir, cached_venv, env_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -59,7 +59,7 @@ def test_tld_list_is_used_when_given():
     assert EmailValidator(None)("a@example.anything") and not EmailValidator(None)("a@example.x")
     assert EmailValidator(None)("a@example.xn--p1ai")
     tlds = load_tlds()
-    if tlds is not None:  # destination_iterable/data/tlds.txt exists: only IANA TLDs pass
+    if tlds is not None:  # destination_iterable/members/data/tlds.txt exists: only IANA TLDs pass
         assert "com" in tlds and not EmailValidator(tlds)("a@example.notarealtldzz")
 
 

@@ -13,10 +13,10 @@ import pytest
 import requests
 from urllib3.util import parse_url
 
-from destination_iterable.client import IterableClient
 from destination_iterable.config import parse_config, validate_base_url
 from destination_iterable.errors import ConfigError, IterableDestinationError
-from destination_iterable.writer import build_client
+from destination_iterable.iterable.client import IterableClient
+from destination_iterable.sync.writer import build_client
 from integration_tests.conftest import TEST_API_KEY, TEST_READ_ONLY_KEY
 from integration_tests.harness import REPO_ROOT, make_catalog, make_config, record
 from integration_tests.reliability_helpers import (

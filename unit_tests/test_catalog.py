@@ -2,7 +2,7 @@
 
 import pytest
 
-from destination_iterable.catalog import streams_from_catalog
+from destination_iterable.airbyte.catalog import streams_from_catalog
 from destination_iterable.config import parse_config
 from destination_iterable.errors import ConfigError
 from integration_tests.harness import make_catalog, stream_entry

@@ -13,7 +13,6 @@ import time
 import pytest
 import requests
 
-from destination_iterable.client import IterableClient, RetryPolicy
 from destination_iterable.errors import (
     ApiError,
     AuthError,
@@ -23,6 +22,7 @@ from destination_iterable.errors import (
     RetryBudgetExceeded,
     TransientError,
 )
+from destination_iterable.iterable.client import IterableClient, RetryPolicy
 from integration_tests.reliability_helpers import FaultProxy, Rule, iterable_error_body
 from integration_tests.sandbox import SandboxServer
 

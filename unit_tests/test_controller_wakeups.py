@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from destination_iterable.rate import OK, AdaptiveRateController, Stopped
+from destination_iterable.iterable.rate import OK, AdaptiveRateController, Stopped
 
 
 class CountingSleep:

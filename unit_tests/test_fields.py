@@ -1,4 +1,4 @@
-"""Tests for destination_iterable.fields: dataFields selection and JSON-safe values."""
+"""Tests for destination_iterable.members.fields: dataFields selection and JSON-safe values."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 import pytest
 
-from destination_iterable import fields
-from destination_iterable.fields import RESERVED_PREFIXES, FieldSelector, json_safe
+from destination_iterable.members import fields
+from destination_iterable.members.fields import RESERVED_PREFIXES, FieldSelector, json_safe
 
 RECORD: dict[str, Any] = {
     "email": "Jane@Example.com",

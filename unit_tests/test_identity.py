@@ -1,4 +1,4 @@
-"""Tests for destination_iterable.identity: email/userId rules as Iterable applies them, paths, masking."""
+"""Tests for destination_iterable.members.identity: email/userId rules as Iterable applies them, paths, masking."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from destination_iterable import identity
-from destination_iterable.identity import (
+from destination_iterable.members import identity
+from destination_iterable.members.identity import (
     INVALID_EMAIL,
     INVALID_USER_ID,
     MISSING_IDENTIFIER,

@@ -226,7 +226,7 @@ def test_docs_setup_guide_covers_every_spec_field():
 
 def test_docs_troubleshooting_lists_the_check_messages():
     troubleshooting = DOCS_PATH.read_text().split("## Troubleshooting", 1)[1]
-    check_source = (REPO_ROOT / "destination_iterable" / "check.py").read_text()
+    check_source = (REPO_ROOT / "destination_iterable" / "iterable" / "check.py").read_text()
     for sentence in ("Iterable did not accept the API key.", "it looks like a Read-only key",
                      "Could not reach Iterable at", "This API key belongs to a project in Iterable's"):
         assert sentence in check_source, f"check.py no longer says {sentence!r}: update the docs and this test"

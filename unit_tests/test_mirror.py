@@ -1,6 +1,6 @@
 """Mirror diff: removes exactly the members not written in this sync, comparing as Iterable does."""
 
-from destination_iterable.mirror import SeenSet, plan_mirror, removal_row
+from destination_iterable.sync.mirror import SeenSet, plan_mirror, removal_row
 
 
 def seen_of(*ids: str) -> SeenSet:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from destination_iterable.ordering import RecentMembers
+from destination_iterable.sync.ordering import RecentMembers
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -5,12 +5,13 @@ import time
 
 import pytest
 
-from destination_iterable.client import BulkResult
-from destination_iterable.lists import ListHandle
-from destination_iterable.pipeline import Pipeline
-from destination_iterable.report import ListReport
-from destination_iterable.sink import StreamSink, StreamSpec
-from destination_iterable.subscriber import SubscriberBuilder
+from destination_iterable.airbyte.messages import route, with_stats
+from destination_iterable.iterable.client import BulkResult
+from destination_iterable.iterable.lists import ListHandle
+from destination_iterable.members.subscriber import SubscriberBuilder
+from destination_iterable.sync.pipeline import Pipeline
+from destination_iterable.sync.report import ListReport
+from destination_iterable.sync.sink import StreamSink, StreamSpec
 from integration_tests.harness import stream_state
 
 
@@ -35,7 +36,8 @@ def make(names=("a", "b")):
     sent: list = []
     emitted: list = []
     sinks = [GatedSink(n, gates, sent) for n in names]
-    pipeline = Pipeline(sinks, client=None, emit=emitted.append, stop=threading.Event(), term=threading.Event(),
+    pipeline = Pipeline(sinks, client=None, emit=lambda m, c: emitted.append(with_stats(m, c)),
+                        stop=threading.Event(), term=threading.Event(),
                         dry_run=False, max_age=3600, progress_interval=3600, mirror_max_removal_percent=50,
                         prefer_user_id=False, workers=4)
     return pipeline, gates, sent, emitted
@@ -43,6 +45,11 @@ def make(names=("a", "b")):
 
 def rec(stream, email):
     return {"stream": stream, "data": {"email": email}}
+
+
+def feed(pipeline, *messages):
+    """Hand protocol messages to the pipeline as the Airbyte layer does (records wrapped, states as they are)."""
+    route([m if m.get("type") == "STATE" else {"type": "RECORD", "record": m} for m in messages], pipeline, 0)
 
 
 def settle(pipeline, until, timeout=5.0):
@@ -54,9 +61,9 @@ def settle(pipeline, until, timeout=5.0):
 
 def test_state_waits_for_earlier_records_of_every_stream():
     pipeline, gates, sent, emitted = make()
-    pipeline.on_record(rec("a", "a1@x.com"), 10, 0)
-    pipeline.on_record(rec("b", "b1@x.com"), 10, 0)
-    pipeline.on_state(stream_state("a", 1, state_id=11))
+    feed(pipeline, rec("a", "a1@x.com"))
+    feed(pipeline, rec("b", "b1@x.com"))
+    feed(pipeline, stream_state("a", 1, state_id=11))
     assert emitted == []  # both records still buffered
     pipeline.flush(pipeline.sinks[(None, "a")])
     pipeline.flush(pipeline.sinks[(None, "b")])
@@ -74,11 +81,11 @@ def test_states_keep_input_order_and_counts():
     pipeline, gates, _, emitted = make(("a",))
     gates["a"].set()
     for i in range(3):
-        pipeline.on_record(rec("a", f"u{i}@x.com"), 10, 0)
-    pipeline.on_state(stream_state("a", 1, state_id=1))
-    pipeline.on_state(stream_state("a", 2, state_id=2))
-    pipeline.on_record(rec("a", "bad-email"), 10, 0)
-    pipeline.on_state(stream_state("a", 3, state_id=3))
+        feed(pipeline, rec("a", f"u{i}@x.com"))
+    feed(pipeline, stream_state("a", 1, state_id=1))
+    feed(pipeline, stream_state("a", 2, state_id=2))
+    feed(pipeline, rec("a", "bad-email"))
+    feed(pipeline, stream_state("a", 3, state_id=3))
     pipeline.finish()
     pipeline.conclude()
     assert [m["state"]["id"] for m in emitted] == [1, 2, 3]
@@ -93,11 +100,11 @@ def test_a_failed_batch_blocks_every_later_state():
     def boom(kind, rows):
         raise RuntimeError("server exploded")
 
-    pipeline.on_state(stream_state("a", 0, state_id=0))
-    pipeline.on_record(rec("a", "u1@x.com"), 10, 0)
+    feed(pipeline, stream_state("a", 0, state_id=0))
+    feed(pipeline, rec("a", "u1@x.com"))
     sink.send = boom
     pipeline.flush(sink)
-    pipeline.on_state(stream_state("a", 1, state_id=1))
+    feed(pipeline, stream_state("a", 1, state_id=1))
     with pytest.raises(RuntimeError):
         pipeline.finish()
     assert [m["state"]["id"] for m in emitted] == [0]
@@ -106,9 +113,9 @@ def test_a_failed_batch_blocks_every_later_state():
 def test_same_member_changes_keep_input_order_across_batches():
     pipeline, gates, sent, _ = make(("a",))
     sink = pipeline.sinks[(None, "a")]
-    pipeline.on_record(rec("a", "m@x.com"), 10, 0)
+    feed(pipeline, rec("a", "m@x.com"))
     pipeline.flush(sink)  # first batch held at the gate
-    pipeline.on_record({"stream": "a", "data": {"email": "m@x.com", "_ab_cdc_deleted_at": "2024-01-01"}}, 10, 0)
+    feed(pipeline, {"stream": "a", "data": {"email": "m@x.com", "_ab_cdc_deleted_at": "2024-01-01"}})
     threading.Timer(0.3, gates["a"].set).start()
     pipeline.flush(sink)  # must wait for the first batch, which holds the same member
     pipeline.finish()
@@ -118,8 +125,8 @@ def test_same_member_changes_keep_input_order_across_batches():
 def test_pending_jobs_follow_the_controllers_in_flight_limit():
     from types import SimpleNamespace
 
-    from destination_iterable.pipeline import PENDING_RESERVE
-    from destination_iterable.rate import AdaptiveRateController
+    from destination_iterable.iterable.rate import AdaptiveRateController
+    from destination_iterable.sync.pipeline import PENDING_RESERVE
 
     pipeline, *_ = make(("a",))
     pipeline.max_pending = 64

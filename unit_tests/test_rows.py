@@ -2,7 +2,7 @@
 
 import orjson
 
-from destination_iterable.rows import EncodedRows
+from destination_iterable.iterable.rows import EncodedRows
 
 
 def test_encoded_rows_read_back_like_the_list() -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .config import KnobError
+from .ratelimit import subscribe_limit_rps
 from .state import SeedError, User
 from .wire import Reply, Request, iterable_error, json_reply
 
@@ -82,8 +83,12 @@ class Admin:
         return json_reply(200, self.sb.stats.snapshot())
 
     def timeline(self, req: Request) -> Reply:
-        """Per-second accepted vs rate-limited subscribe/unsubscribe requests."""
-        return json_reply(200, self.sb.stats.timeline_snapshot(self.sb.config.subscribe_rps))
+        """Per-second accepted vs rate-limited subscribe/unsubscribe requests, and the limit in force."""
+        cfg = self.sb.config
+        body = self.sb.stats.timeline_snapshot(cfg.subscribe_rps)
+        body["subscribe_limiter"] = cfg.subscribe_limiter
+        body["subscribe_limit_rps"] = subscribe_limit_rps(cfg)
+        return json_reply(200, body)
 
     def config(self, req: Request) -> Reply:
         """Current knob values."""
@@ -105,12 +110,16 @@ class Admin:
         return json_reply(200, {"reset": True})
 
     def seed(self, req: Request) -> Reply:
-        """Create lists with members directly."""
+        """Create lists with members directly; ``fields`` ({"path": "type"}) locks profile field types."""
         body = _json_object(req)
         if isinstance(body, Reply):
             return body
         try:
-            return json_reply(200, {"listIds": self.sb.project.seed(body.get("lists"))})
+            fields = self.sb.project.seed_fields(body["fields"]) if "fields" in body else None
+            if fields is not None and "lists" not in body:
+                return json_reply(200, {"listIds": [], "fields": fields})
+            reply = {"listIds": self.sb.project.seed(body.get("lists"))}
+            return json_reply(200, reply if fields is None else {**reply, "fields": fields})
         except SeedError as exc:
             return iterable_error(400, str(exc), "BadParams")
 

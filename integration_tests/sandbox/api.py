@@ -38,6 +38,7 @@ ROUTES = (
     Route("GET", r"/api/lists/getUsers", "/api/lists/getUsers", "get_users", "get_users"),
     Route("POST", r"/api/lists/subscribe", "/api/lists/subscribe", "subscribe", "subscribe"),
     Route("POST", r"/api/lists/unsubscribe", "/api/lists/unsubscribe", "subscribe", "unsubscribe"),
+    Route("GET", r"/api/users/getFields", "/api/users/getFields", "user_fields", "get_fields"),
 )
 
 
@@ -63,8 +64,7 @@ class Api:
         """Route template (for stats) and the reply."""
         route, args = match_route(req.method, req.path)
         template = route.template if route else f"{req.method} (unknown)"
-        sb = self.sb
-        sb.faults.delay()
+        sb = self.sb  # the latency is slept around this call, in server.py (_Handler._api)
         if sb.faults.drop():
             sb.stats.fault("drops")
             return template, Reply(0, drop=True)
@@ -84,9 +84,10 @@ class Api:
         if req.too_large:
             return self.error(req, 413, f"Request body is larger than {self.sb.config.max_body_bytes} bytes",
                               "BatchTooLarge")
-        allowed = self.sb.limiter.allow(route.group)
+        arrival = self.sb.limiter.now()  # the limiter counts the request when it arrives, before any handling
+        allowed = self.sb.limiter.allow(route.group, arrival)
         if route.group == "subscribe":
-            self.sb.stats.tick(allowed)
+            self.sb.stats.tick(allowed, arrival)
         if not allowed:
             return self.error(req, 429, "Exceeded rate limit.", "RateLimitExceeded")
         handler: Callable[..., Reply] = getattr(self, route.handler)
@@ -174,6 +175,11 @@ class Api:
             return self.error(req, 503, "Request timeout. Try again later.", "GenericError")
         pick = _identifier_picker(self.sb.config.project_type, prefer)
         return Reply(200, content_type=TEXT, chunks=_lines(users, pick))
+
+    # ------------------------------------------------------------ users
+    def get_fields(self, req: Request) -> Reply:
+        """GET /api/users/getFields: ``{"fields": {"path": "type"}}`` (standard fields plus locked dataFields)."""
+        return json_reply(200, {"fields": self.sb.project.user_fields(self.sb.config.project_type)})
 
     # ------------------------------------------------------------ membership
     def subscribe(self, req: Request) -> Reply:

@@ -56,7 +56,7 @@ class SandboxClient:
         return self._json(self._get("/stats"))
 
     def timeline(self) -> dict[str, Any]:
-        """Per-second subscribe/unsubscribe accepted vs 429 counts, and the hidden subscribe_rps."""
+        """Per-second subscribe/unsubscribe accepted vs 429 counts, and the hidden limit in force."""
         return self._json(self._get("/timeline"))
 
     def config(self) -> dict[str, Any]:
@@ -66,6 +66,17 @@ class SandboxClient:
     def set_config(self, **knobs: Any) -> dict[str, Any]:
         """Change knobs at run time; returns the new config."""
         return self._post("/config", knobs)
+
+    def set_subscribe_limit(self, limiter: str | None = None, rps: float | None = None,
+                            per_minute: float | None = None, burst: float | None = None) -> dict[str, Any]:
+        """Change the subscribe+unsubscribe limit live (only the given parts); returns the new config.
+
+        ``limiter`` is token_bucket, fixed_window, sliding_window or per_minute; ``rps`` sets
+        ``subscribe_rps``, ``per_minute`` ``subscribe_per_minute`` and ``burst`` ``subscribe_burst``.
+        """
+        knobs = {"subscribe_limiter": limiter, "subscribe_rps": rps, "subscribe_per_minute": per_minute,
+                 "subscribe_burst": burst}
+        return self.set_config(**{name: value for name, value in knobs.items() if value is not None})
 
     def reset(self) -> None:
         """Forget lists, users, stats and rate buckets."""

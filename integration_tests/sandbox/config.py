@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PROJECT_TYPES = ("hybrid", "userid", "email")
+SUBSCRIBE_LIMITERS = ("token_bucket", "fixed_window", "sliding_window", "per_minute")
 
 
 class KnobError(ValueError):
@@ -69,6 +70,13 @@ def _project_type(value: Any) -> str:
     return value
 
 
+def _subscribe_limiter(value: Any) -> str:
+    name = value.strip().lower().replace("-", "_") if isinstance(value, str) else value
+    if name not in SUBSCRIBE_LIMITERS:
+        raise KnobError(f"expected one of {', '.join(SUBSCRIBE_LIMITERS)}, got {value!r}")
+    return name
+
+
 @dataclass(frozen=True)
 class Knob:
     """One run-time setting: its default, how to coerce it, and its help text."""
@@ -82,6 +90,10 @@ class Knob:
 KNOBS: tuple[Knob, ...] = (
     Knob("subscribe_rps", 0.0, _number, "shared subscribe+unsubscribe limit in requests/s (0 = unlimited)"),
     Knob("subscribe_burst", None, _optional_number, "subscribe bucket capacity (default max(1, rps))"),
+    Knob("subscribe_limiter", "token_bucket", _subscribe_limiter,
+         "model of the subscribe limit: token_bucket, fixed_window, sliding_window or per_minute"),
+    Knob("subscribe_per_minute", None, _optional_number,
+         "per_minute model: subscribe+unsubscribe per wall-clock minute (default 60 x rps; 0 = unlimited)"),
     Knob("lists_read_rps", 100.0, _number, "GET /api/lists limit per second (0 = unlimited)"),
     Knob("list_write_rps", 10.0, _number, "create+delete list limit per second (0 = unlimited)"),
     Knob("get_users_per_minute", 5.0, _number, "getUsers limit per minute (0 = unlimited)"),
@@ -90,6 +102,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("drop_rate", 0.0, _rate, "fraction of /api requests whose connection is closed unanswered"),
     Knob("latency_ms", 0.0, _number, "delay added to every /api answer, in ms"),
     Knob("latency_jitter_ms", 0.0, _number, "uniform random extra delay 0..N ms"),
+    Knob("latency_before_share", 0.0, _rate,
+         "fraction of each /api delay slept before the rate limiter (the rest after admission)"),
     Knob("new_list_invalid_seconds", 0.0, _number, "a list created via the API answers invalidListId for N s"),
     Knob("get_users_503_next", 0, _count, "the next N getUsers calls answer 503"),
     Knob("get_users_503_rate", 0.0, _rate, "fraction of getUsers calls answered 503"),

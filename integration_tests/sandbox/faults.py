@@ -35,15 +35,28 @@ class Faults:
         with self._lock:
             return self._rng.random() < rate
 
-    def delay(self) -> None:
-        """Sleep for ``latency_ms`` plus up to ``latency_jitter_ms``."""
+    def latency(self) -> tuple[float, float]:
+        """This request's delay in seconds, split into (before the rate limiter, after admission).
+
+        The delay is ``latency_ms`` plus a uniform 0..``latency_jitter_ms``; ``latency_before_share`` of
+        it is the request's trip to Iterable (slept before the limiter sees it arrive), the rest is
+        processing and the answer's trip back (slept after the request was handled).
+        """
         delay_ms = self._config.latency_ms
         jitter = self._config.latency_jitter_ms
         if jitter > 0:
             with self._lock:
                 delay_ms += self._rng.uniform(0, jitter)
-        if delay_ms > 0:
-            time.sleep(delay_ms / 1000.0)
+        if delay_ms <= 0:
+            return 0.0, 0.0
+        before = delay_ms * self._config.latency_before_share / 1000.0
+        return before, delay_ms / 1000.0 - before
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        """Sleep without holding any lock (concurrent requests overlap)."""
+        if seconds > 0:
+            time.sleep(seconds)
 
     def drop(self) -> bool:
         """True when this request's connection should be closed unanswered."""

@@ -70,7 +70,12 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox.stats.begin()
         template = f"{req.method} {req.path}"
         try:
+            # Latency: the request's trip (before the limiter sees it arrive), then, after it is handled,
+            # processing and the answer's trip back. No lock is held while sleeping: one thread per connection.
+            before, after = sandbox.faults.latency()
+            sandbox.faults.sleep(before)
             template, reply = sandbox.api.handle(req)
+            sandbox.faults.sleep(after)
         except Exception:  # a sandbox bug: say so on stderr, answer 500 rather than hang up
             traceback.print_exc(file=sys.stderr)
             reply = iterable_error(500, "Internal sandbox error", "GenericError")

@@ -7,8 +7,20 @@ import threading
 import time
 from typing import Any
 
+from .fields import check_types
+
 LIST_TYPES = ("Standard", "Dynamic", "Suppression", "Internal")
 FIRST_LIST_ID = 100001
+# Types GET /api/users/getFields reports (API_NOTES §3.4, §3.6); "array" is the sandbox's own lock for lists.
+FIELD_TYPES = ("string", "long", "double", "boolean", "date", "object", "array", "geo_location", "nested")
+# Profile fields every project reports, named and typed as in a recorded getFields answer (API_NOTES §3.4).
+STANDARD_FIELDS = {
+    "email": "string", "userId": "string", "signupDate": "date", "signupSource": "string",
+    "profileUpdatedAt": "date", "unsubscribedChannelIds": "long", "unsubscribedMessageTypeIds": "long",
+    "itblInternal.emailDomain": "string",
+}
+# The static-list membership field differs by project type (API_NOTES §3.5).
+LIST_IDS_FIELD = {"email": "emailListIds", "hybrid": "userListIds", "userid": "userListIds"}
 
 
 class SeedError(ValueError):
@@ -89,6 +101,28 @@ class Project:
             return None
         return rec
 
+    def user_fields(self, project_type: str) -> dict[str, str]:
+        """What GET /api/users/getFields answers: the standard fields, then every type-locked dataField."""
+        with self.lock:
+            return {**STANDARD_FIELDS, LIST_IDS_FIELD.get(project_type, "userListIds"): "long", **self.field_types}
+
+    def seed_fields(self, spec: Any) -> list[str]:
+        """Lock field types directly (``{"path": "type"}``); a dotted path also locks its parents as objects."""
+        if not isinstance(spec, dict):
+            raise SeedError("'fields' must be an object of field path -> type")
+        for path, kind in spec.items():
+            if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
+                raise SeedError(f"fields: {path!r} is not a field path")
+            if kind not in FIELD_TYPES:
+                raise SeedError(f"fields.{path} must be one of {', '.join(FIELD_TYPES)}")
+        with self.lock:
+            for path, kind in spec.items():
+                parts = path.split(".")
+                for depth in range(1, len(parts)):
+                    self.field_types.setdefault(".".join(parts[:depth]), "object")
+                self.field_types[path] = kind
+        return sorted(spec)
+
     def list_ids_of(self, user: User) -> list[int]:
         """Ids of the lists ``user`` belongs to."""
         with self.lock:
@@ -168,6 +202,9 @@ class Project:
         fields = member.get("dataFields")
         if isinstance(fields, dict):
             user.fields = {**(user.fields or {}), **fields}
+            new_types: dict[str, str] = {}
+            if check_types(fields, self.field_types, new_types) is None:  # seeded values lock types too
+                self.field_types.update(new_types)
         rec.members[user] = None
 
     def _generate(self, rec: ListRec, gen: Any, where: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -26,8 +27,10 @@ class Stats:
             self.faults = dict.fromkeys(FAULT_NAMES, 0)
             self.subscribers_received = 0
             self.channel_unsubscribes = 0
-            self.start_wall = time.time()
-            self.start_mono = time.monotonic()
+            # Second 0 of the timeline starts at a whole wall-clock second, so a bucket is exactly one
+            # wall-clock second, the window of the fixed-window limiters.
+            self.start_wall = float(math.floor(time.time()))
+            self.start_mono = time.monotonic() - (time.time() - self.start_wall)
             self.timeline: dict[int, list[int]] = {}
 
     def begin(self) -> None:
@@ -61,10 +64,10 @@ class Stats:
             self.subscribers_received += subscribers
             self.channel_unsubscribes += int(channel_unsubscribe)
 
-    def tick(self, accepted: bool) -> None:
-        """A subscribe/unsubscribe request passed (True) or hit (False) the rate limit."""
-        second = int(time.monotonic() - self.start_mono)
+    def tick(self, accepted: bool, now: float | None = None) -> None:
+        """A subscribe/unsubscribe request arriving at wall time ``now`` passed (True) or hit (False) the limit."""
         with self._lock:
+            second = max(0, int((time.time() if now is None else now) - self.start_wall))
             bucket = self.timeline.setdefault(second, [0, 0])
             bucket[0 if accepted else 1] += 1
 

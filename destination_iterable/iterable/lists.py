@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from destination_iterable.client import IterableClient
 from destination_iterable.errors import ConfigError, TransientError
+from destination_iterable.iterable.client import IterableClient
 
 logger = logging.getLogger("airbyte")
 

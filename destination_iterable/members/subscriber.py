@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 
-from destination_iterable.fields import FieldSelector
-from destination_iterable.identity import (
+from destination_iterable.iterable.limits import ROW_BYTES_LIMIT
+from destination_iterable.members.fields import FieldSelector
+from destination_iterable.members.identity import (
     MISSING_IDENTIFIER,
     compile_path,
     get_path,
@@ -18,7 +19,6 @@ from destination_iterable.identity import (
 
 RECORD_TOO_LARGE = "record_too_large"
 NOT_AN_OBJECT = "record_not_an_object"
-ROW_BYTES_LIMIT = 3_500_000  # a single row must leave room in a 4 MB request
 
 
 class SubscriberBuilder:
@@ -29,25 +29,15 @@ class SubscriberBuilder:
         self.user_id_path = compile_path(user_id_field) if user_id_field else ()
         paths = [p for p in (self.email_path, self.user_id_path) if p]
         self.selector = FieldSelector(list(data_fields), paths) if data_fields else None
-        self._email_key = self.email_path[0] if len(self.email_path) == 1 else None
-        self._user_key = self.user_id_path[0] if len(self.user_id_path) == 1 else None
-        # Hot-path shortcut for callers: the email's top-level key when the email is the only identifier
-        # (then identity(data) == normalize_email(data.get(email_only_key)) + (user_id None)), else None.
-        self.email_only_key = self._email_key if not self.user_id_path else None
-        self._select = self.selector.select if self.selector is not None else None
-        # Hot-path shortcut: the top-level profile fields to copy when no other selection rule applies, else None.
-        self.flat_fields = self.selector.flat_names if self.selector is not None else ()
 
     def identity(self, data: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
         """-> (email, user_id, reject_reason). A present-but-invalid identifier rejects the record."""
         email = user_id = None
         email_reason = user_reason = MISSING_IDENTIFIER
         if self.email_path:
-            raw = data.get(self._email_key) if self._email_key is not None else get_path(data, self.email_path)
-            email, email_reason = normalize_email(raw)
+            email, email_reason = normalize_email(get_path(data, self.email_path))
         if self.user_id_path:
-            raw = data.get(self._user_key) if self._user_key is not None else get_path(data, self.user_id_path)
-            user_id, user_reason = normalize_user_id(raw)
+            user_id, user_reason = normalize_user_id(get_path(data, self.user_id_path))
         if email_reason not in (None, MISSING_IDENTIFIER):
             return None, None, email_reason
         if user_reason not in (None, MISSING_IDENTIFIER):
@@ -59,17 +49,16 @@ class SubscriberBuilder:
     def add_row(self, email: str | None, user_id: str | None, data: Mapping[str, Any],
                 approx_bytes: int) -> tuple[dict[str, Any] | None, str | None]:
         """Subscriber row for `lists/subscribe`, or (None, reason) when it cannot be sent."""
-        if user_id is None:
-            row: dict[str, Any] = {"email": email} if email is not None else {}
-        else:
-            row = {"email": email, "userId": user_id} if email is not None else {"userId": user_id}
-        select = self._select
-        if select is not None:
-            fields = select(data)
-            if fields:
-                row["dataFields"] = fields
-                if approx_bytes > ROW_BYTES_LIMIT and len(orjson.dumps(row)) > ROW_BYTES_LIMIT:
-                    return None, RECORD_TOO_LARGE
+        row: dict[str, Any] = {}
+        if email is not None:
+            row["email"] = email
+        if user_id is not None:
+            row["userId"] = user_id
+        fields = self.selector.select(data) if self.selector is not None else None
+        if fields:
+            row["dataFields"] = fields
+            if approx_bytes > ROW_BYTES_LIMIT and len(orjson.dumps(row)) > ROW_BYTES_LIMIT:
+                return None, RECORD_TOO_LARGE
         return row, None
 
     @staticmethod

@@ -6,7 +6,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from destination_iterable.client import IterableClient
 from destination_iterable.config import DATA_CENTER_URLS, IterableConfig, parse_config, require_consent
 from destination_iterable.errors import (
     AuthError,
@@ -15,6 +14,7 @@ from destination_iterable.errors import (
     RetryBudgetExceeded,
     TransientError,
 )
+from destination_iterable.iterable.client import IterableClient
 
 CHECK_RETRY_SECONDS = 20.0
 CHECK_TIMEOUT_SECONDS = 15.0

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from destination_iterable.identity import mask_identifier
+from destination_iterable.members.identity import mask_identifier
 
 logger = logging.getLogger("airbyte")
 

@@ -17,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from destination_iterable.client import MAX_BATCH_ROWS, IterableClient
 from destination_iterable.errors import ConfigError, IterableDestinationError, TransientError
-from destination_iterable.mirror import plan_mirror, removal_row
-from destination_iterable.report import Progress, log_summary
-from destination_iterable.sink import REMOVE, Job, StreamSink
+from destination_iterable.iterable.client import IterableClient
+from destination_iterable.iterable.limits import MAX_BATCH_ROWS
+from destination_iterable.sync.mirror import plan_mirror, removal_row
+from destination_iterable.sync.report import Progress, log_summary
+from destination_iterable.sync.sink import REMOVE, Job, StreamSink
 
 logger = logging.getLogger("airbyte")
 
@@ -47,17 +48,13 @@ class Interrupted(Exception):
 class Pipeline:
     """Owns the sinks and the send pool for one write run (all methods are called from one thread)."""
 
-    def __init__(self, sinks: list[StreamSink], *, client: IterableClient | None, emit: Callable[[dict], None],
+    def __init__(self, sinks: list[StreamSink], *, client: IterableClient | None, emit: Callable[[Any, int], None],
                  stop: threading.Event, term: threading.Event, dry_run: bool, max_age: float, progress_interval: float,
                  mirror_max_removal_percent: float, prefer_user_id: bool, workers: int = 32,
                  journals: dict[StreamKey, Journal] | None = None) -> None:
         self.sinks: dict[StreamKey, StreamSink] = {s.spec.key: s for s in sinks}
         self.journals: dict[StreamKey, Journal] = journals or {}
         self._by_name: dict[str, StreamSink] = {s.spec.name: s for s in sinks}
-        names = Counter(s.spec.name for s in sinks)
-        # stream name -> (namespace, sink) for names used once: records are routed without building a key tuple
-        self._routes: dict[str, tuple[str | None, StreamSink]] = {
-            s.spec.name: (s.spec.namespace, s) for s in sinks if names[s.spec.name] == 1}
         self.client = client
         self.emit = emit
         self.stop = stop
@@ -71,7 +68,7 @@ class Pipeline:
         self.in_flight: dict[int, Job] = {}  # queued, parked or running
         self.parked: dict[int, tuple[Job, set[int]]] = {}  # waiting for earlier jobs touching the same members
         self.max_pending = max(4, workers * 2)
-        self.pending_states: deque[tuple[int, dict]] = deque()
+        self.pending_states: deque[tuple[int, Any, int]] = deque()  # (seq, token, record count)
         self.seq = 0
         self.global_mark = 0  # self.seq at the last global STATE (records are numbered from 0)
         self.states_received = 0
@@ -84,56 +81,42 @@ class Pipeline:
         self._summarized = False
 
     # ------------------------------------------------------------ input
-    def on_record(self, record: dict, size: int, now: float) -> None:
-        """Route one RECORD's payload to its stream's sink (the hot path)."""
-        try:
-            route = self._routes.get(record.get("stream"))
-        except TypeError:  # an unhashable "stream" value: reported by the slow path
-            route = None
-        if route is not None:
-            namespace = record.get("namespace")
-            if namespace is None or route[0] is None or namespace == route[0]:
-                sink = route[1]
-                seq = self.seq
-                self.seq = seq + 1
-                if sink.add(record.get("data"), seq, size, now):
-                    self.flush(sink)
-                return
-        self._on_record_slow(record, size, now)
-
-    def _on_record_slow(self, record: dict, size: int, now: float) -> None:
-        """Routing when a stream name is used by several namespaces, or the record names no known stream."""
-        stream, namespace = record.get("stream"), record.get("namespace")
-        sink = self.sinks.get((namespace, stream)) if isinstance(stream, str) and (
-            namespace is None or isinstance(namespace, str)) else None
+    def find_sink(self, namespace: Any, stream: Any) -> StreamSink | None:
+        """The sink of a stream; a missing namespace matches the stream's only sink of that name."""
+        if not isinstance(stream, str) or not (namespace is None or isinstance(namespace, str)):
+            return None
+        sink = self.sinks.get((namespace, stream))
         if sink is None:
-            sink = self._by_name.get(stream) if isinstance(stream, str) else None  # namespace omitted
-            if sink is None or sink.spec.namespace is not None and namespace is not None:
-                self.input_problem("record_for_unknown_stream", f"a record for stream {stream!r}, which is not "
-                                    "in the configured catalog, was skipped")
-                return
+            sink = self._by_name.get(stream)
+            if sink is not None and sink.spec.namespace is not None and namespace is not None:
+                return None
+        return sink
+
+    def on_record(self, namespace: Any, stream: Any, data: Any, size: int, now: float) -> None:
+        """Give one record's data to its stream's sink; flush the sink when its batch is full."""
+        sink = self.find_sink(namespace, stream)
+        if sink is None:
+            self.input_problem("record_for_unknown_stream", f"a record for stream {stream!r}, which is not "
+                                "in the configured catalog, was skipped")
+            return
         seq = self.seq
         self.seq = seq + 1
-        if sink.add(record.get("data"), seq, size, now):
+        if sink.add(data, seq, size, now):
             self.flush(sink)
 
-    def on_state(self, message: dict) -> None:
-        """Queue a STATE (with destinationStats) until every record before it is acknowledged."""
+    def on_checkpoint(self, token: Any, stream: StreamKey | None) -> None:
+        """Queue a checkpoint (a STATE) of one stream, or of all streams when `stream` is None.
+
+        It is handed to `emit` with its record count once every record before it is acknowledged.
+        """
         self.states_received += 1
-        state = message.get("state")
-        if not isinstance(state, dict):
-            self.input_problem("malformed_state", "a STATE message without a state object was ignored")
-            return
-        count = self._count_for(state)
-        state["destinationStats"] = {"recordCount": float(count)}
-        self.pending_states.append((self.seq, message))
+        self.pending_states.append((self.seq, token, self._count_for(stream)))
         self.emit_ready()
 
-    def _count_for(self, state: dict) -> int:
-        """Records since the previous STATE of the same scope (its stream, or all streams for a global one)."""
-        if state.get("type") == "STREAM" or ("stream" in state and "global" not in state):
-            desc = (state.get("stream") or {}).get("stream_descriptor") or {}
-            sink = self.sinks.get((desc.get("namespace"), desc.get("name"))) or self._by_name.get(desc.get("name"))
+    def _count_for(self, stream: StreamKey | None) -> int:
+        """Records since the previous checkpoint of the same scope (its stream, or all streams)."""
+        if stream is not None:
+            sink = self.find_sink(*stream)
             if sink is None:
                 return 0
             read = sink.report.records_read
@@ -146,7 +129,7 @@ class Pipeline:
 
     def on_stream_status(self, namespace: Any, name: Any, status: Any) -> None:
         """Remember which streams the source declared complete."""
-        sink = self.sinks.get((namespace, name)) or self._by_name.get(name)
+        sink = self.find_sink(namespace, name)
         if sink is None:
             return
         if status == "COMPLETE":
@@ -275,9 +258,9 @@ class Pipeline:
         low = self._lowest_outstanding()
         pending = self.pending_states
         while pending and pending[0][0] <= low and pending[0][0] <= self.failed_seq:
-            _, message = pending.popleft()
+            _, token, count = pending.popleft()
             if not self.dry_run:
-                self.emit(message)
+                self.emit(token, count)
                 self.states_emitted += 1
 
     def _lowest_outstanding(self) -> float:

@@ -1,8 +1,6 @@
 """Member identity: email / userId normalisation and validation as Iterable does it, dotted-path lookup
 and masking for logs.
 
-Pure stdlib, no package imports: this module sits on the per-record hot path.
-
 Email validation mirrors Apache Commons Validator's ``EmailValidator.getInstance()`` (what Iterable uses:
 format plus a known top-level domain), with the address trimmed and lowercased first because Iterable
 stores emails lowercased:
@@ -81,19 +79,6 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _TOP_LABEL = r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _FAST_EMAIL = re.compile(rf"({_ATEXT}+(?:\.{_ATEXT}+)*)@((?:{_LABEL}\.)+({_TOP_LABEL}))").fullmatch
 
-# Quicker path for the usual address (performance only, never a different decision): at most QUICK_MAX
-# characters, so the local part is <= 64 and every label <= 63 by length alone. A possessive regex checks the
-# dot-atom local part up to the "@"; the domain's verdict (labels of letters/digits/inner hyphens, a known TLD)
-# is cached, since real inputs use few domains. Only acceptances are taken here: anything else goes through
-# _FAST_EMAIL and the full validator exactly as before. QUICK_MAX, QUICK_LOCAL_AT and QUICK_DOMAIN_VERDICTS are
-# public because StreamSink.add inlines this acceptance (unit_tests/test_sink_fast_path.py keeps them equal).
-QUICK_MAX = 64
-QUICK_LOCAL_AT = re.compile(rf"{_ATEXT}++(?:\.{_ATEXT}++)*+@").match
-_QUICK_LABEL = r"[a-z0-9]++(?:-++[a-z0-9]++)*+"
-_QUICK_DOMAIN = re.compile(rf"{_QUICK_LABEL}(?:\.{_QUICK_LABEL})++").fullmatch
-QUICK_DOMAIN_VERDICTS: dict[str, bool] = {}
-QUICK_DOMAIN_VERDICTS_MAX = 4096
-
 # Full path: commons-validator USER_REGEX. VALID_CHARS = "(\\.)|[^\s" + SPECIAL_CHARS + "]",
 # SPECIAL_CHARS = "\p{Cntrl}\(\)<>@,;:'\\\"\.\[\]", QUOTED_USER = "(\"(\\\"|[^\"])*\")",
 # WORD = "((" + VALID_CHARS + "|')+|" + QUOTED_USER + ")", USER_REGEX = "^" + WORD + "(\." + WORD + ")*$".
@@ -103,7 +88,6 @@ _USER = re.compile(rf"{_WORD}(?:\.{_WORD})*").fullmatch
 # commons DomainValidator DOMAIN_NAME_REGEX on the punycode (ASCII) form, without the optional trailing dot:
 # an address ending with any IDNA full stop (. \u3002 \uff0e \uff61) is rejected.
 _DOMAIN = re.compile(rf"(?:{_LABEL}\.)+({_TOP_LABEL})").fullmatch
-_QUICK_TLDS = frozenset(tld for tld in TLDS if re.fullmatch(_TOP_LABEL, tld))
 _FULL_STOPS = (".", "\u3002", "\uff0e", "\uff61")
 _HAS_WHITESPACE = re.compile(r"\s").search
 _LINE_BREAKS = re.compile("[\n\r\x85\u2028\u2029]").search
@@ -202,14 +186,6 @@ def _valid_email_full(address: str) -> bool:
     return _valid_domain(domain)
 
 
-def _quick_domain(domain: str) -> bool:
-    """True when ``domain`` (of an address <= QUICK_MAX characters) is certainly valid; remembered."""
-    verdict = _QUICK_DOMAIN(domain) is not None and domain[domain.rfind(".") + 1:] in _QUICK_TLDS
-    if len(QUICK_DOMAIN_VERDICTS) < QUICK_DOMAIN_VERDICTS_MAX:
-        QUICK_DOMAIN_VERDICTS[domain] = verdict
-    return verdict
-
-
 def normalize_email(value: Any) -> tuple[str | None, str | None]:
     """Trim, lowercase and validate an email as Iterable would.
 
@@ -226,14 +202,7 @@ def normalize_email(value: Any) -> tuple[str | None, str | None]:
     if not address:
         return None, MISSING_IDENTIFIER
     size = len(address)
-    if size <= QUICK_MAX:
-        quick = QUICK_LOCAL_AT(address)
-        if quick is not None:
-            domain = address[quick.end():]
-            verdict = QUICK_DOMAIN_VERDICTS.get(domain)
-            if verdict or (verdict is None and _quick_domain(domain)):
-                return address, None
-    elif size > MAX_EMAIL_LENGTH:
+    if size > MAX_EMAIL_LENGTH:
         return None, INVALID_EMAIL
     match = _FAST_EMAIL(address)
     if match is not None:  # plain ASCII address: the decision is final here

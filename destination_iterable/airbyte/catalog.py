@@ -6,7 +6,7 @@ from typing import Any
 
 from destination_iterable.config import IterableConfig
 from destination_iterable.errors import ConfigError
-from destination_iterable.sink import StreamSpec
+from destination_iterable.sync.sink import StreamSpec
 
 SUPPORTED_MODES = ("append", "append_dedup", "overwrite", "soft_delete")
 

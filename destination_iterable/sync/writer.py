@@ -1,28 +1,26 @@
-"""Runs one write: builds the client, list handles, sinks and pipeline, then feeds input chunks through."""
+"""One write run: builds the client, list handles, sinks and pipeline that the Airbyte layer feeds."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
+from typing import Any
 
-from destination_iterable.client import IterableClient
 from destination_iterable.config import IterableConfig, require_consent
-from destination_iterable.errors import ConfigError
-from destination_iterable.lists import ListDirectory, ListHandle, render_list_name
-from destination_iterable.messages import dispatch
-from destination_iterable.pipeline import Interrupted, Journal, Pipeline, stopped_error
-from destination_iterable.rate import AdaptiveRateController
-from destination_iterable.report import ListReport
-from destination_iterable.sink import StreamSink, StreamSpec
-from destination_iterable.subscriber import SubscriberBuilder
+from destination_iterable.errors import ConfigError, TransientError
+from destination_iterable.iterable.client import IterableClient
+from destination_iterable.iterable.lists import ListDirectory, ListHandle, render_list_name
+from destination_iterable.iterable.rate import AdaptiveRateController
+from destination_iterable.members.subscriber import SubscriberBuilder
+from destination_iterable.sync.pipeline import Interrupted, Journal, Pipeline, stopped_error
+from destination_iterable.sync.report import ListReport
+from destination_iterable.sync.sink import StreamSink, StreamSpec
 
 logger = logging.getLogger("airbyte")
 
-GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections during a write (default 700)
 STOP_GRACE_SECONDS = 20.0
 MAX_IN_FLIGHT = 32
 METRICS_FILE_ENV = "DESTINATION_ITERABLE_METRICS_FILE"  # benchmarks: where to dump the controller's timeline
@@ -105,68 +103,67 @@ def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: Iterabl
     return sinks
 
 
-def write_messages(config: IterableConfig, specs: list[StreamSpec], chunks: Iterable[list[bytes]],
-                   term: threading.Event | None = None) -> Iterator[dict]:
-    """Write all input; yields each STATE message once it may be echoed."""
-    require_consent(config)
-    term = term or threading.Event()
-    stop = threading.Event()
-    client = build_client(config, stop, term)
-    out: list[dict] = []
-    journals: dict = {}
-    sinks = build_sinks(config, specs, client, stop, journals)
-    pipeline = Pipeline(sinks, client=client, emit=out.append, stop=stop, term=term, dry_run=config.dry_run,
-                        max_age=config.batch_max_age_seconds, progress_interval=config.progress_interval_seconds,
-                        mirror_max_removal_percent=config.mirror_max_removal_percent,
-                        prefer_user_id=bool(config.user_id_field) and not config.email_field, journals=journals)
-    if config.dry_run:
-        logger.info("Dry run: nothing will be written to Iterable and no state will be echoed.")
-    thresholds = _relax_gc()
-    try:
-        for chunk in chunks:
-            if chunk:
-                dispatch(chunk, pipeline.on_record, pipeline.on_state, pipeline.on_stream_status,
-                         pipeline.input_problem)
-            pipeline.poll(time.monotonic())
-            yield from _drain(out)
-            if term.is_set():
-                raise Interrupted
-            if pipeline.failure is not None:
-                pipeline.abort(STOP_GRACE_SECONDS)
-                yield from _drain(out)
-                raise pipeline.failure
-        try:
-            pipeline.finish()
-        except Exception:
-            yield from _drain(out)  # states acknowledged before a failure are still echoed
-            raise
-        yield from _drain(out)
-        pipeline.conclude()
-    except Interrupted:
-        logger.warning("SIGTERM received: stopped reading; finishing the requests in flight.")
-        pipeline.abort(STOP_GRACE_SECONDS)
-        yield from _drain(out)
-        raise stopped_error() from None
-    finally:
-        gc.set_threshold(*thresholds)
-        pipeline.close()
-        client.close()
-        _dump_metrics(client)
+class SyncWriter:
+    """One write run: the client, the lists, the sinks and the pipeline; fed by the Airbyte layer.
 
-
-def _relax_gc() -> tuple[int, ...]:
-    """Raise the young-generation GC threshold for the write; returns the thresholds to restore.
-
-    The cyclic collector is only needed for the rare reference cycle (the connector's own data has none:
-    rows are plain dicts of strings and numbers). With the default threshold (700 allocations) a
-    young-generation collection ran every few hundred rows, on the main thread and on the sender threads
-    alike, and each walked every object allocated since the last one: ~1.3 s of CPU per million records
-    when batches are in flight. Every 50,000 allocations it costs ~0.1 s per million. Memory held by
-    cycles is freed later, never lost.
+    `emit(token, record_count)` is called for each checkpoint once every record before it is acknowledged.
+    The caller feeds records, checkpoints and stream statuses to `pipeline`, calls `poll` regularly, then
+    `finish` and `conclude` at the end of input, and `close` always.
     """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
-    return thresholds
+
+    def __init__(self, config: IterableConfig, specs: list[StreamSpec], emit: Callable[[Any, int], None],
+                 term: threading.Event | None = None) -> None:
+        require_consent(config)
+        self.term = term or threading.Event()
+        self.stop = threading.Event()
+        self.client = build_client(config, self.stop, self.term)
+        journals: dict = {}
+        try:
+            sinks = build_sinks(config, specs, self.client, self.stop, journals)
+        except BaseException:
+            self.client.close()
+            raise
+        self.pipeline = Pipeline(sinks, client=self.client, emit=emit, stop=self.stop, term=self.term,
+                                 dry_run=config.dry_run, max_age=config.batch_max_age_seconds,
+                                 progress_interval=config.progress_interval_seconds,
+                                 mirror_max_removal_percent=config.mirror_max_removal_percent,
+                                 prefer_user_id=bool(config.user_id_field) and not config.email_field,
+                                 journals=journals)
+        if config.dry_run:
+            logger.info("Dry run: nothing will be written to Iterable and no state will be echoed.")
+
+    def poll(self) -> None:
+        """Collect finished batches, flush old buffers, echo ready checkpoints; raise a failure or SIGTERM.
+
+        After a failure the requests in flight get a grace period, and what they acknowledged is echoed
+        before the failure is raised.
+        """
+        self.pipeline.poll(time.monotonic())
+        if self.term.is_set():
+            raise Interrupted
+        if self.pipeline.failure is not None:
+            self.pipeline.abort(STOP_GRACE_SECONDS)
+            raise self.pipeline.failure
+
+    def finish(self) -> None:
+        """End of input: flush everything, mirror completed streams, echo the remaining checkpoints."""
+        self.pipeline.finish()
+
+    def conclude(self) -> None:
+        """Read list sizes, log the summary, fail for any stream that could not finish."""
+        self.pipeline.conclude()
+
+    def interrupted(self) -> TransientError:
+        """After SIGTERM: finish or abandon the requests in flight; returns the error to raise."""
+        logger.warning("SIGTERM received: stopped reading; finishing the requests in flight.")
+        self.pipeline.abort(STOP_GRACE_SECONDS)
+        return stopped_error()
+
+    def close(self) -> None:
+        """Stop the senders and the client (idempotent)."""
+        self.pipeline.close()
+        self.client.close()
+        _dump_metrics(self.client)
 
 
 def _dump_metrics(client: IterableClient) -> None:
@@ -180,8 +177,3 @@ def _dump_metrics(client: IterableClient) -> None:
                "client": dict(client.stats)}
     with open(path, "wb") as handle:
         handle.write(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
-
-
-def _drain(out: list[dict]) -> Iterator[dict]:
-    while out:
-        yield out.pop(0)

@@ -1,7 +1,5 @@
 """Profile fields (Iterable ``dataFields``): which record fields to send, and making their values JSON-safe.
 
-Pure stdlib, no package imports: this module sits on the per-record hot path.
-
 Selection rules (``FieldSelector``):
 
 * ``[]`` -- membership only, nothing is sent;
@@ -268,17 +266,6 @@ class FieldSelector:
         if type(raw_key) is str and len(self._decided) < _MAX_DECIDED_KEYS:  # 1 == True == 1.0: cache str only
             self._decided[raw_key] = decision
         return decision
-
-    @property
-    def flat_names(self) -> tuple[str, ...] | None:
-        """The selected top-level keys when no other rule applies (no "*", no nested path), else ``None``.
-
-        Then ``select(data)`` is: each of these keys present in ``data``, ``json_safe``-converted, or ``None``
-        when there is none (callers may inline that).
-        """
-        if self._mode == self._ALL or self._nested:
-            return None
-        return self._flat
 
     @property
     def sends_fields(self) -> bool:

@@ -19,7 +19,6 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from destination_iterable import __version__
-from destination_iterable.bulk_session import BulkSession
 from destination_iterable.errors import (
     ApiError,
     AuthError,
@@ -30,21 +29,19 @@ from destination_iterable.errors import (
     RetryBudgetExceeded,
     TransientError,
 )
-from destination_iterable.identity import mask_email
-from destination_iterable.rate import ERROR, OK, RATE_LIMITED, AdaptiveRateController, Stopped
-from destination_iterable.rows import EncodedRows
+from destination_iterable.iterable.limits import MAX_BATCH_ROWS, MAX_BODY_BYTES
+from destination_iterable.iterable.rate import ERROR, OK, RATE_LIMITED, AdaptiveRateController, Stopped
+from destination_iterable.iterable.rows import EncodedRows
+from destination_iterable.members.identity import mask_email
 
 logger = logging.getLogger("airbyte")
 
-MAX_BATCH_ROWS = 1000
-MAX_BODY_BYTES = 4 * 1024 * 1024
 FAILED_BUCKETS = (
     "invalidEmails", "invalidUserIds", "forgottenEmails", "forgottenUserIds", "conflictEmails",
     "conflictUserIds", "invalidDataEmails", "invalidDataUserIds", "notFoundEmails", "notFoundUserIds",
 )
 SLOW_ENDPOINT_WAIT = 12.5  # getUsers and list size allow 5 requests a minute per project
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
-BULK_PATHS = ("/api/lists/subscribe", "/api/lists/unsubscribe")
 EMAIL_IN_TEXT = re.compile(r"[^\s'\"<>(),;:]+@[^\s'\"<>(),;:]+")
 
 
@@ -123,8 +120,8 @@ class IterableClient:
         self.timeout = (min(10.0, timeout_seconds), timeout_seconds)
         self.slow_endpoint_wait = slow_endpoint_wait
         self.stop = AnyEvent(stop or threading.Event(), term or threading.Event())  # abort: stop or SIGTERM
-        self.session = BulkSession(self.base_url + path for path in BULK_PATHS)
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers.update({

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from destination_iterable.client import MAX_BATCH_ROWS, BulkResult, IterableClient
 from destination_iterable.errors import (
     AuthError,
     BadRequestError,
@@ -20,19 +19,18 @@ from destination_iterable.errors import (
     RetryBudgetExceeded,
     TransientError,
 )
-from destination_iterable.fields import MISSING, PLAIN_TYPES, json_safe
-from destination_iterable.identity import QUICK_DOMAIN_VERDICTS, QUICK_LOCAL_AT, QUICK_MAX, normalize_email
-from destination_iterable.lists import ListHandle
-from destination_iterable.mirror import SeenSet
-from destination_iterable.ordering import RecentMembers
-from destination_iterable.report import ListReport
-from destination_iterable.rows import EncodedRows
-from destination_iterable.subscriber import NOT_AN_OBJECT, ROW_BYTES_LIMIT, SubscriberBuilder
+from destination_iterable.iterable.client import BulkResult, IterableClient
+from destination_iterable.iterable.limits import BATCH_BYTES_LIMIT, MAX_BATCH_ROWS
+from destination_iterable.iterable.lists import ListHandle
+from destination_iterable.iterable.rows import EncodedRows
+from destination_iterable.members.subscriber import NOT_AN_OBJECT, SubscriberBuilder
+from destination_iterable.sync.mirror import SeenSet
+from destination_iterable.sync.ordering import RecentMembers
+from destination_iterable.sync.report import ListReport
 
 logger = logging.getLogger("airbyte")
 
 ADD, REMOVE = "add", "remove"
-BATCH_BYTES_LIMIT = 3_500_000  # estimated from input line sizes; requests must stay under 4 MB
 CDC_DELETED_AT = "_ab_cdc_deleted_at"
 TOO_LARGE_BUCKET = "recordTooLarge"
 _job_ids = itertools.count(1)
@@ -112,85 +110,43 @@ class StreamSink:
         self._removes = 0  # remove entries put in the buffer since the last take_jobs (may over-count)
         self.recent_members = RecentMembers()  # the pipeline's record of which job touched which member
         self.state_mark = 0  # report.records_read at this stream's last STATE (for destinationStats)
-        self._email_key = builder.email_only_key
-        self._flat = builder.flat_fields  # top-level profile fields only (or no fields): copied inline by add()
 
     # ------------------------------------------------------------ main thread
     def add(self, data: Any, seq: int, size: int, now: float) -> bool:
-        """Take one record; returns True when the buffer should be flushed now (the hot path).
-
-        For the usual configuration (email only, at a top-level key; top-level profile fields) everything
-        happens here without further calls: the quick acceptance path of `identity.normalize_email` is
-        inlined (only certain acceptances are taken there; everything else goes through the function),
-        and plain field values are copied directly. unit_tests/test_sink_fast_path.py checks that the
-        result equals the general path's.
-        """
+        """Take one record; returns True when the buffer should be flushed now."""
         report = self.report
         report.records_read += 1
-        if type(data) is not dict and not isinstance(data, dict):
+        if not isinstance(data, dict):
             report.skip(NOT_AN_OBJECT)
             return False
-        email_key = self._email_key
-        if email_key is not None:  # email only, at a top-level key
-            user_id = None
-            raw = data.get(email_key)
-            email = None
-            if type(raw) is str:
-                address = raw.strip().lower()
-                if 0 < len(address) <= QUICK_MAX:
-                    quick = QUICK_LOCAL_AT(address)
-                    if quick is not None and QUICK_DOMAIN_VERDICTS.get(address[quick.end():]):
-                        email = address
-            if email is None:
-                email, reason = normalize_email(raw)
-                if reason is not None:
-                    report.skip(reason)
-                    return False
-            key = email
-        else:
-            email, user_id, reason = self.builder.identity(data)
-            if reason is not None:
-                report.skip(reason)
-                return False
-            key = email if email is not None else "\x00" + user_id  # type: ignore[operator]
-        if self.soft_delete or (CDC_DELETED_AT in data and data[CDC_DELETED_AT] is not None):
+        email, user_id, reason = self.builder.identity(data)
+        if reason is not None:
+            report.skip(reason)
+            return False
+        if self.soft_delete or data.get(CDC_DELETED_AT) is not None:
             entry: dict[str, Any] | tuple[str, dict[str, Any]] = (REMOVE, SubscriberBuilder.remove_row(email, user_id))
             self._removes += 1
         else:
-            flat = self._flat
-            if flat is not None and user_id is None and size <= ROW_BYTES_LIMIT:
-                fields: dict[str, Any] = {}
-                for name in flat:
-                    value = data.get(name, MISSING)
-                    if type(value) in PLAIN_TYPES:
-                        fields[name] = value
-                    elif value is not MISSING:
-                        fields[name] = json_safe(value)
-                entry = {"email": email, "dataFields": fields} if fields else {"email": email}
-            else:
-                row, reason = self.builder.add_row(email, user_id, data, size)
-                if row is None:
-                    report.skip(reason or "invalid_record")
-                    return False
-                entry = row
-        seen = self.seen
-        if seen is not None:  # members this sync added or deleted are never the mirror's to remove
-            if email is not None:
-                seen.add(email)
-            if user_id is not None:
-                seen.add(user_id)
-        buffer = self.buffer
-        if not buffer:
+            row, reason = self.builder.add_row(email, user_id, data, size)
+            if row is None:
+                report.skip(reason or "invalid_record")
+                return False
+            entry = row
+        if self.seen is not None:  # members this sync added or deleted are never the mirror's to remove
+            for identifier in (email, user_id):
+                if identifier is not None:
+                    self.seen.add(identifier)
+        key = email if email is not None else "\x00" + str(user_id)
+        if not self.buffer:
             self.first_seq, self.first_time = seq, now
-        previous = buffer.setdefault(key, entry)
-        if previous is not entry:  # the member is buffered already: later changes win
-            if type(previous) is dict and type(entry) is dict and "dataFields" in previous:
-                merged = dict(previous.get("dataFields") or {})  # add after add: later fields win, others stay
-                merged.update(entry.get("dataFields") or {})
-                entry["dataFields"] = merged
-            buffer[key] = entry  # order across batches is kept by the pipeline
-        approx = self.approx_bytes = self.approx_bytes + size
-        return len(buffer) >= MAX_BATCH_ROWS or approx >= BATCH_BYTES_LIMIT
+        previous = self.buffer.get(key)
+        if isinstance(previous, dict) and isinstance(entry, dict) and "dataFields" in previous:
+            merged = dict(previous["dataFields"])  # add after add: later fields win, others stay
+            merged.update(entry.get("dataFields") or {})
+            entry["dataFields"] = merged
+        self.buffer[key] = entry  # a later change of a buffered member replaces it (order across batches: pipeline)
+        self.approx_bytes += size
+        return len(self.buffer) >= MAX_BATCH_ROWS or self.approx_bytes >= BATCH_BYTES_LIMIT
 
     def take_jobs(self) -> list[Job]:
         """Turn the buffer into at most one add job and one remove job (disjoint members)."""
