@@ -31,12 +31,14 @@ MAIN_REQUIREMENTS = [
     "jsonschema>=4.17,<5",
     "orjson>=3.9,<4",
     "numpy>=1.26,<3",
+    "boto3>=1.44,<2",
 ]
 
 TEST_REQUIREMENTS = [
     "pytest>=7,<10",
     "pytest-timeout>=2.2,<3",
     "ruff>=0.6,<1",
+    "moto[server]>=5.2,<6",
 ]
 
 BENCH_REQUIREMENTS = [

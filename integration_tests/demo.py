@@ -79,6 +79,28 @@ def print_table(title: str, result: RunResult) -> None:
     print(f"states echoed: {len(result.states)} (ids {[s['state'].get('id') for s in result.states]})")
 
 
+def print_discover(result: RunResult) -> None:
+    """The DESTINATION_CATALOG of `discover` as a short table: one row per object."""
+    catalogs = [m["destination_catalog"] for m in result.messages if m.get("type") == "DESTINATION_CATALOG"]
+    if not catalogs:
+        print("discover failed:", result.errors)
+        return
+    objects: dict[str, dict] = {}
+    for op in catalogs[0]["operations"]:
+        row = objects.setdefault(op["object_name"], {"modes": [], "keys": op.get("matching_keys") or [],
+                                                     "fields": []})
+        row["modes"].append(op["sync_mode"])
+        if op["sync_mode"] == "append":
+            row["fields"] = sorted(op["json_schema"]["properties"])
+    head = f"{'object (list)':<36} {'sync modes':<37} {'matching keys':<14} fields"
+    print(head)
+    print("-" * len(head))
+    for name, row in objects.items():
+        keys = ", ".join(".".join(key) for key in row["keys"])
+        fields = ", ".join(row["fields"][:6]) + (", ..." if len(row["fields"]) > 6 else "")
+        print(f"{name:<36} {', '.join(row['modes']):<37} {keys:<14} {fields}")
+
+
 def main() -> int:
     rng = random.Random(7)
     server = SandboxServer(api_key=API_KEY, port=0, subscribe_rps=20, forgotten_emails=["forgotten@example.com"],
@@ -115,6 +137,10 @@ def main() -> int:
         for entry in server.client.lists():
             print(f"  {entry['name']:<30} id {entry['id']:>7}  {entry['size']:>5} members")
         print("\nRun it again and every list is reused; nothing is duplicated.")
+
+        print("\n== 3. Data activation: what `discover` offers (Airbyte 1.8+) ==")
+        found = run_cli("discover", config(server.url))
+        print_discover(found)
         return 0
     finally:
         server.stop()

@@ -15,3 +15,5 @@ def test_demo_runs_dry_run_then_real_sync():
     assert "Airbyte - churn_risk" in out and "350 members" in out
     assert "Airbyte - vip_customers        id" in out and "2500 members" in out
     assert "iterable:gdpr_forgotten=1" in out
+    assert "== 3. Data activation" in out
+    assert "Airbyte - churn_risk                 append, update, soft_delete, overwrite email" in out

@@ -26,8 +26,36 @@ def test_refresh_generation_rules(gen, min_gen, mirrors):
 
 
 def test_unsupported_mode_names_the_stream():
-    with pytest.raises(ConfigError, match="Stream 'vip' uses destination sync mode 'update'"):
-        streams_from_catalog(make_catalog(stream_entry("vip", mode="update")), CONFIG)
+    with pytest.raises(ConfigError, match="Stream 'vip' uses destination sync mode 'upsert'"):
+        streams_from_catalog(make_catalog(stream_entry("vip", mode="upsert")), CONFIG)
+
+
+def test_update_mode_is_accepted():
+    assert streams_from_catalog(make_catalog(stream_entry("vip", mode="update")), CONFIG)[0].mode == "update"
+
+
+def activation_entry(name, target, key, mode="append"):
+    entry = stream_entry(name, mode=mode, primary_key=key, properties={"mail": {"type": "string"}})
+    entry["destination_object_name"] = target
+    return entry
+
+
+def test_data_activation_stream_names_its_list_and_identifier():
+    spec = streams_from_catalog(make_catalog(activation_entry("s", "VIP", [["userId"]])), CONFIG)[0]
+    assert (spec.list_name, spec.identifier, spec.activation) == ("VIP", "userId", True)
+
+
+def test_new_list_object_means_the_template_list():
+    from destination_iterable.airbyte.discover import NEW_LIST_OBJECT_NAME
+
+    spec = streams_from_catalog(make_catalog(activation_entry("s", NEW_LIST_OBJECT_NAME, [["email"]])), CONFIG)[0]
+    assert (spec.list_name, spec.identifier) == (None, "email")
+
+
+@pytest.mark.parametrize("key", [None, [], [["plan"]], [["email"], ["userId"]]])
+def test_data_activation_stream_needs_one_matching_key(key):
+    with pytest.raises(ConfigError, match="Stream 's' must match users on exactly one key"):
+        streams_from_catalog(make_catalog(activation_entry("s", "VIP", key)), CONFIG)
 
 
 def test_duplicate_streams_refused():

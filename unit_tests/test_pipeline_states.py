@@ -36,7 +36,7 @@ def make(names=("a", "b")):
     sent: list = []
     emitted: list = []
     sinks = [GatedSink(n, gates, sent) for n in names]
-    pipeline = Pipeline(sinks, client=None, emit=lambda m, c: emitted.append(with_stats(m, c)),
+    pipeline = Pipeline(sinks, client=None, emit=lambda m, c, r: emitted.append(with_stats(m, c, r)),
                         stop=threading.Event(), term=threading.Event(),
                         dry_run=False, max_age=3600, progress_interval=3600, mirror_max_removal_percent=50,
                         prefer_user_id=False, workers=4)
@@ -89,7 +89,8 @@ def test_states_keep_input_order_and_counts():
     pipeline.finish()
     pipeline.conclude()
     assert [m["state"]["id"] for m in emitted] == [1, 2, 3]
-    assert [m["state"]["destinationStats"]["recordCount"] for m in emitted] == [3.0, 0.0, 1.0]
+    assert [m["state"]["destinationStats"]["recordCount"] for m in emitted] == [3.0, 0.0, 0.0]
+    assert [m["state"]["destinationStats"]["rejectedRecordCount"] for m in emitted] == [0.0, 0.0, 1.0]
     assert pipeline.sinks[(None, "a")].report.skipped["invalid_email"] == 1
 
 

@@ -35,11 +35,14 @@ from airbyte_cdk.models import (
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from jsonschema import Draft7Validator
 
-from destination_iterable.airbyte.catalog import streams_from_catalog
+from destination_iterable.airbyte.catalog import streams_from_catalog, sync_id_of
+from destination_iterable.airbyte.discover import build_destination_catalog, destination_catalog_message
 from destination_iterable.airbyte.messages import LineReader, write_states
 from destination_iterable.config import parse_config
 from destination_iterable.errors import AuthError, ConfigError, IterableDestinationError, TransientError
 from destination_iterable.iterable.check import check_connection
+from destination_iterable.iterable.client import IterableClient
+from destination_iterable.storage import RejectedRecordStore, StorageError, parse_storage_config
 
 logger = logging.getLogger("airbyte")
 
@@ -62,13 +65,59 @@ def to_traced(exc: IterableDestinationError) -> AirbyteTracedException:
                                   stream_descriptor=descriptor)
 
 
+DISCOVER_RETRY_SECONDS = 60.0
+
+
+def project_type(settings: Any) -> str:
+    """The project kind discover offers matching keys for, from the identity settings.
+
+    'user_id_field' set: userId-based without 'email_field', hybrid with it; otherwise email-based.
+    """
+    if settings.user_id_field:
+        return "hybrid" if settings.email_field else "userid"
+    return "email"
+
+
 class DestinationIterable(Destination):
     """Keeps one Iterable static list per stream (segment)."""
 
+    VALID_CMDS = {"spec", "check", "write", "discover"}
+
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
-        """Never raises: FAILED with a readable message, or SUCCEEDED."""
+        """Never raises: FAILED with a readable message, or SUCCEEDED. Also proves the rejected-record bucket."""
         ok, message = check_connection(config)
+        if ok:
+            ok, message = _check_storage(config, message)
         return AirbyteConnectionStatus(status=Status.SUCCEEDED if ok else Status.FAILED, message=message)
+
+    def discover(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The DESTINATION_CATALOG message (data activation): one GET /api/lists and one GET /api/users/getFields."""
+        try:
+            settings = parse_config(config)
+            client = IterableClient(settings.base_url, settings.api_key,
+                                    retry_max_seconds=min(DISCOVER_RETRY_SECONDS, settings.retry_max_seconds),
+                                    timeout_seconds=settings.request_timeout_seconds)
+            try:
+                lists = client.list_lists()
+                fields = client.user_fields()
+            finally:
+                client.close()
+        except IterableDestinationError as exc:
+            raise to_traced(exc) from None
+        catalog = build_destination_catalog(lists, fields, project_type(settings))
+        logger.info(f"Discover: {len(catalog.operations)} operation(s) over "
+                    f"{len({op.object_name for op in catalog.operations})} object(s).")
+        return destination_catalog_message(catalog)
+
+    def parse_args(self, args: list[str]) -> argparse.Namespace:
+        """The CDK's commands plus `discover --config C` (airbyte-cdk 7.x has no destination discover)."""
+        if args and args[0] == "discover":
+            parser = argparse.ArgumentParser(prog="discover")
+            parser.add_argument("--config", type=str, required=True, help="path to the JSON configuration file")
+            parsed = parser.parse_args(args[1:])
+            parsed.command = "discover"
+            return parsed
+        return super().parse_args(args)
 
     def write(self, config: Mapping[str, Any], configured_catalog: ConfiguredAirbyteCatalog,
               input_messages: Iterable[AirbyteMessage]) -> Iterable[AirbyteMessage]:
@@ -99,18 +148,22 @@ class DestinationIterable(Destination):
         try:
             settings = parse_config(config)
             specs = streams_from_catalog(catalog, settings)
-            yield from write_states(settings, specs, chunks, term=term)
+            store = _open_store(config, sync_id_of(catalog), specs)
+            yield from write_states(settings, specs, chunks, term=term, store=store)
         except IterableDestinationError as exc:
             raise to_traced(exc) from None
 
     def run_cmd(self, parsed_args: argparse.Namespace) -> Iterable[AirbyteMessage | dict[str, Any]]:
         """The CDK's commands; a config that breaks spec.json is explained by the setting's name."""
         try:
+            # For discover the CDK reads the config, registers its secrets and validates it, then yields nothing.
             for message in super().run_cmd(parsed_args):
                 status = message.connectionStatus if isinstance(message, AirbyteMessage) else None
                 if status is not None and status.status == Status.FAILED and _is_spec_error(status.message):
                     status.message = self._spec_problem(parsed_args.config) or status.message
                 yield message
+            if parsed_args.command == "discover":
+                yield self.discover(self.read_config(parsed_args.config))
         except AirbyteTracedException as traced:
             if not _is_spec_error(traced.message):
                 raise
@@ -141,6 +194,36 @@ class DestinationIterable(Destination):
             except Exception as exc:  # noqa: BLE001 - reported by the CDK's own handler (FATAL log, TRACE)
                 sys.excepthook(type(exc), exc, exc.__traceback__)
                 exit_now()
+
+
+def _check_storage(config: Mapping[str, Any], message: str) -> tuple[bool, str]:
+    """With `object_storage_config` S3: write, list and delete a test object in the bucket."""
+    try:
+        storage = parse_storage_config(config)
+        if storage is None:
+            return True, message
+        store = RejectedRecordStore(storage, None)
+        try:
+            ok, sentence = store.check()
+        finally:
+            try:
+                store.close()
+            except StorageError:
+                pass
+    except (ConfigError, StorageError) as exc:
+        return False, exc.message
+    except Exception as exc:  # noqa: BLE001 - check must never raise
+        return False, f"The rejected-records storage check failed unexpectedly ({type(exc).__name__})."
+    return ok, f"{message} {sentence}" if ok else sentence
+
+
+def _open_store(config: Mapping[str, Any], sync_id: int | None, specs: list[Any]) -> RejectedRecordStore | None:
+    """The rejected-record store of a write, or None when `object_storage_config` is None/absent."""
+    storage = parse_storage_config(config)
+    if storage is None:
+        return None
+    generation = next((s.generation_id for s in specs if s.generation_id is not None), None)
+    return RejectedRecordStore(storage, sync_id, generation_id=generation)
 
 
 def _is_spec_error(message: str | None) -> bool:

@@ -117,17 +117,26 @@ def state_scope(state: dict) -> tuple[Any, Any] | None:
     return None
 
 
-def with_stats(message: dict, record_count: int) -> dict:
-    """The STATE message with `destinationStats` added (every other key kept as it came)."""
-    message["state"]["destinationStats"] = {"recordCount": float(record_count)}
+def with_stats(message: dict, record_count: int, rejected_count: int = 0) -> dict:
+    """The STATE message with `destinationStats` added (every other key kept as it came).
+
+    `recordCount` counts the records delivered since the previous state of the scope, `rejectedRecordCount` those
+    not delivered (the platform checks recordCount + rejectedRecordCount against the records it relayed).
+    """
+    message["state"]["destinationStats"] = {"recordCount": float(record_count),
+                                            "rejectedRecordCount": float(rejected_count)}
     return message
 
 
 def write_states(config: IterableConfig, specs: list[StreamSpec], chunks: Iterable[list[bytes] | list[dict]],
-                 term: threading.Event | None = None) -> Iterator[dict]:
-    """Write all input to Iterable; yields each STATE message (with `destinationStats`) once it may be echoed."""
+                 term: threading.Event | None = None, store: Any = None) -> Iterator[dict]:
+    """Write all input to Iterable; yields each STATE message (with `destinationStats`) once it may be echoed.
+
+    `store`: the rejected-record store (storage.RejectedRecordStore) or None.
+    """
     out: list[dict] = []
-    writer = SyncWriter(config, specs, lambda message, count: out.append(with_stats(message, count)), term)
+    writer = SyncWriter(config, specs, lambda message, count, rejected: out.append(
+        with_stats(message, count, rejected)), term, store=store)
     try:
         for chunk in chunks:
             if chunk:

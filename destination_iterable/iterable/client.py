@@ -138,6 +138,12 @@ class IterableClient:
         body = self._json(self._call("GET", "/api/lists", what="reading lists"))
         return list(body.get("lists") or [])
 
+    def user_fields(self) -> dict[str, str]:
+        """The project's user profile fields and their Iterable types (``GET /api/users/getFields``)."""
+        body = self._json(self._call("GET", "/api/users/getFields", what="reading user fields"))
+        fields = body.get("fields")
+        return {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+
     def create_list(self, name: str, description: str, *, retry: bool = True) -> int:
         """Create a static list and return its id (not idempotent: callers may prefer retry=False)."""
         payload = orjson.dumps({"name": name, "description": description})

@@ -48,11 +48,14 @@ class Interrupted(Exception):
 class Pipeline:
     """Owns the sinks and the send pool for one write run (all methods are called from one thread)."""
 
-    def __init__(self, sinks: list[StreamSink], *, client: IterableClient | None, emit: Callable[[Any, int], None],
-                 stop: threading.Event, term: threading.Event, dry_run: bool, max_age: float, progress_interval: float,
-                 mirror_max_removal_percent: float, prefer_user_id: bool, workers: int = 32,
-                 journals: dict[StreamKey, Journal] | None = None) -> None:
+    def __init__(self, sinks: list[StreamSink], *, client: IterableClient | None,
+                 emit: Callable[[Any, int, int], None], stop: threading.Event, term: threading.Event, dry_run: bool,
+                 max_age: float, progress_interval: float, mirror_max_removal_percent: float, prefer_user_id: bool,
+                 workers: int = 32, journals: dict[StreamKey, Journal] | None = None, store: Any = None) -> None:
         self.sinks: dict[StreamKey, StreamSink] = {s.spec.key: s for s in sinks}
+        self.store = store  # storage.RejectedRecordStore or None: flushed before a STATE is echoed
+        for sink in sinks:
+            sink.store = store
         self.journals: dict[StreamKey, Journal] = journals or {}
         self._by_name: dict[str, StreamSink] = {s.spec.name: s for s in sinks}
         self.client = client
@@ -68,7 +71,10 @@ class Pipeline:
         self.in_flight: dict[int, Job] = {}  # queued, parked or running
         self.parked: dict[int, tuple[Job, set[int]]] = {}  # waiting for earlier jobs touching the same members
         self.max_pending = max(4, workers * 2)
-        self.pending_states: deque[tuple[int, Any, int]] = deque()  # (seq, token, record count)
+        # (seq, token, records since the previous checkpoint of the scope, scope)
+        self.pending_states: deque[tuple[int, Any, int, StreamKey | None]] = deque()
+        self.emitted_records = 0  # sums of the recordCount / rejectedRecordCount handed to `emit`
+        self.emitted_rejected = 0
         self.seq = 0
         self.global_mark = 0  # self.seq at the last global STATE (records are numbered from 0)
         self.states_received = 0
@@ -107,10 +113,11 @@ class Pipeline:
     def on_checkpoint(self, token: Any, stream: StreamKey | None) -> None:
         """Queue a checkpoint (a STATE) of one stream, or of all streams when `stream` is None.
 
-        It is handed to `emit` with its record count once every record before it is acknowledged.
+        It is handed to `emit` with its counts (records delivered, records rejected) once every record before
+        it is acknowledged.
         """
         self.states_received += 1
-        self.pending_states.append((self.seq, token, self._count_for(stream)))
+        self.pending_states.append((self.seq, token, self._count_for(stream), stream))
         self.emit_ready()
 
     def _count_for(self, stream: StreamKey | None) -> int:
@@ -257,11 +264,47 @@ class Pipeline:
             return
         low = self._lowest_outstanding()
         pending = self.pending_states
+        flushed = self.store is None or self.dry_run
         while pending and pending[0][0] <= low and pending[0][0] <= self.failed_seq:
-            _, token, count = pending.popleft()
+            if not flushed:  # the rejected records these states count must be stored before they are echoed
+                try:
+                    self.store.flush()
+                except TransientError as exc:
+                    self._storage_failed(exc)
+                    return
+                flushed = True
+            seq, token, count, scope = pending.popleft()
+            rejected = self._rejected_before(seq, scope)
             if not self.dry_run:
-                self.emit(token, count)
+                accepted = max(0, count - rejected)
+                self.emit(token, accepted, rejected)
                 self.states_emitted += 1
+                self.emitted_records += accepted
+                self.emitted_rejected += rejected
+
+    def _rejected_before(self, seq: int, scope: StreamKey | None) -> int:
+        """Rejected records numbered below `seq` of the scope (one stream, or all) not counted by earlier states.
+
+        Exact: a state is echoed only when every job holding a record before it has finished, so every reject
+        of those records is known by then.
+        """
+        sinks = [self.find_sink(*scope)] if scope is not None else list(self.sinks.values())
+        total = 0
+        for sink in sinks:
+            if sink is None or not sink.rejected_seqs:
+                continue
+            later = [s for s in sink.rejected_seqs if s >= seq]
+            total += len(sink.rejected_seqs) - len(later)
+            sink.rejected_seqs = later
+        return total
+
+    def _storage_failed(self, exc: TransientError) -> None:
+        """Rejected records could not be stored: echo no further state, fail the sync (transient)."""
+        logger.error(f"Rejected records could not be stored ({exc.message}); no further state is echoed, so the "
+                     "next attempt resumes from the last echoed state.")
+        if self.failure is None:
+            self.failure = exc
+        self.failed_seq = -1
 
     def _lowest_outstanding(self) -> float:
         low = math.inf
@@ -306,6 +349,7 @@ class Pipeline:
         self._drop_journals()
         self._sizes()
         self.close()
+        self._close_store()
         self._summary()
         if self.stream_errors:
             raise self.stream_errors[0]
@@ -392,6 +436,16 @@ class Pipeline:
                 logger.warning(f"The mirror journal list {handle.label} could not be deleted ({exc.message}); "
                                "the next sync of this stream deletes it.")
 
+    def _close_store(self) -> None:
+        """Upload the rejected records still buffered (those after the last state); a failure fails the sync."""
+        if self.store is None or self.dry_run:
+            return
+        try:
+            self.store.close()
+        except TransientError as exc:
+            logger.error(f"Rejected records could not be stored ({exc.message}).")
+            self.stream_errors.append(exc)
+
     def _sizes(self) -> None:
         if self.dry_run or self.client is None:
             return
@@ -409,6 +463,9 @@ class Pipeline:
         extra = {
             "states_received": self.states_received,
             "states_emitted": self.states_emitted,
+            "state_record_count": self.emitted_records,
+            "state_rejected_count": self.emitted_rejected,
+            "rejected_records": sum(s.report.rejected_records for s in self.sinks.values()),
             "input_problems": dict(self.input_problems),
             "requests": dict(self.client.stats) if self.client else {},
         }

@@ -36,6 +36,7 @@ class ListReport:
     mode: str = "add"
     dry_run: bool = False
     records_read: int = 0
+    rejected_records: int = 0  # records not delivered: skipped locally or refused by Iterable (rows)
     skipped: Counter = field(default_factory=Counter)          # local skips by reason
     add_rows_sent: int = 0
     added: int = 0
@@ -90,7 +91,8 @@ class ListReport:
         return {
             "stream": self.stream, "list": self.list_name, "list_id": self.list_id,
             "list_action": "created" if self.created else "reused", "mode": self.mode,
-            "records_read": self.records_read, "skipped": dict(self.skipped),
+            "records_read": self.records_read, "rejected_records": self.rejected_records,
+            "skipped": dict(self.skipped),
             "add_rows_sent": self.add_rows_sent, "added": self.added, "rejected": dict(self.rejected),
             "remove_rows_sent": self.remove_rows_sent, "removed_by_delete": self.removed_by_delete,
             "removed_by_mirror": self.removed_by_mirror, "remove_not_member": self.remove_not_member,

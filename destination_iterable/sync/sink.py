@@ -26,7 +26,7 @@ from destination_iterable.iterable.rows import EncodedRows
 from destination_iterable.members.subscriber import NOT_AN_OBJECT, SubscriberBuilder
 from destination_iterable.sync.mirror import SeenSet
 from destination_iterable.sync.ordering import RecentMembers
-from destination_iterable.sync.report import ListReport
+from destination_iterable.sync.report import BUCKET_REASONS, ListReport
 
 logger = logging.getLogger("airbyte")
 
@@ -34,6 +34,22 @@ ADD, REMOVE = "add", "remove"
 CDC_DELETED_AT = "_ab_cdc_deleted_at"
 TOO_LARGE_BUCKET = "recordTooLarge"
 _job_ids = itertools.count(1)
+REASON_MESSAGES = {
+    "invalid_email": "The email address is not valid.",
+    "invalid_user_id": "The userId is not valid.",
+    "missing_identifier": "The record has no email and no userId.",
+    "record_not_an_object": "The record's data is not a JSON object.",
+    "record_too_large": "The record is larger than Iterable accepts for one user.",
+    "invalid_data": "Iterable refused a profile field (e.g. a value whose type differs from the field's type).",
+    "conflict": "Iterable refused the row: the email and userId belong to different users.",
+    "gdpr_forgotten": "Iterable refused the row: the user was forgotten (GDPR).",
+    "not_found": "Iterable refused the row: the user does not exist (update mode adds existing users only).",
+}
+
+
+def reject_message(reason: str) -> str:
+    """A sentence for a rejected record's `rejected_message`."""
+    return REASON_MESSAGES.get(reason, f"Not delivered ({reason}).")
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,13 @@ class StreamSpec:
     mode: str
     generation_id: int | None = None
     minimum_generation_id: int | None = None
+    list_name: str | None = None  # data activation: the chosen list (None: the 'list_name_template' list)
+    identifier: str | None = None  # data activation: the matching key, "email" or "userId"
+
+    @property
+    def activation(self) -> bool:
+        """True for a data-activation stream (its identifier is the matching key; every field is a profile field)."""
+        return self.identifier is not None
 
     @property
     def key(self) -> tuple[str | None, str]:
@@ -64,13 +87,14 @@ class StreamSpec:
 class Job:
     """One subscribe or unsubscribe request's worth of rows for one list."""
 
-    __slots__ = ("id", "sink", "kind", "rows", "keys", "min_seq", "by_mirror", "result", "error")
+    __slots__ = ("id", "sink", "kind", "rows", "keys", "min_seq", "by_mirror", "result", "error", "seqs")
 
     def __init__(self, sink: StreamSink, kind: str, rows: list[dict[str, Any]] | EncodedRows, keys: list[str],
-                 min_seq: int, by_mirror: bool = False) -> None:
+                 min_seq: int, by_mirror: bool = False, seqs: list[int] | None = None) -> None:
         self.id = next(_job_ids)
         self.sink, self.kind, self.rows, self.keys = sink, kind, rows, keys
         self.min_seq, self.by_mirror = min_seq, by_mirror
+        self.seqs = seqs  # each row's record sequence number (records of the stream); None for mirror/journal rows
         self.result: BulkResult | None = None
         self.error: BaseException | None = None
 
@@ -110,6 +134,30 @@ class StreamSink:
         self._removes = 0  # remove entries put in the buffer since the last take_jobs (may over-count)
         self.recent_members = RecentMembers()  # the pipeline's record of which job touched which member
         self.state_mark = 0  # report.records_read at this stream's last STATE (for destinationStats)
+        self.seqs: dict[str, int] = {}  # buffer key -> sequence number of the record that wrote it
+        self.rejected_seqs: list[int] = []  # records not delivered, not yet counted in an echoed STATE
+        self.store: Any = None  # the rejected-record store (storage.RejectedRecordStore), when configured
+
+    def _skip(self, reason: str, seq: int, data: Any) -> None:
+        """A record not sent (local check): counted, and kept in the rejected-record store when there is one."""
+        self.report.skip(reason)
+        self.report.rejected_records += 1
+        self.rejected_seqs.append(seq)
+        if self.store is not None:
+            self._store(data, reason, self._field(reason))
+
+    def _store(self, record: Any, reason: str, field: str | None = None) -> None:
+        try:
+            self.store.add(self.spec.namespace, self.spec.name, record, reason, reject_message(reason), field=field)
+        except TransientError as exc:  # StorageError: the record stays buffered; the flush before a STATE retries
+            logger.warning(f"Stream '{self.spec.name}': rejected records could not be uploaded yet ({exc.message}).")
+
+    def _field(self, reason: str) -> str | None:
+        if reason == "invalid_email" and self.builder.email_path:
+            return ".".join(map(str, self.builder.email_path))
+        if reason == "invalid_user_id" and self.builder.user_id_path:
+            return ".".join(map(str, self.builder.user_id_path))
+        return None
 
     # ------------------------------------------------------------ main thread
     def add(self, data: Any, seq: int, size: int, now: float) -> bool:
@@ -117,11 +165,11 @@ class StreamSink:
         report = self.report
         report.records_read += 1
         if not isinstance(data, dict):
-            report.skip(NOT_AN_OBJECT)
+            self._skip(NOT_AN_OBJECT, seq, data)
             return False
         email, user_id, reason = self.builder.identity(data)
         if reason is not None:
-            report.skip(reason)
+            self._skip(reason, seq, data)
             return False
         if self.soft_delete or data.get(CDC_DELETED_AT) is not None:
             entry: dict[str, Any] | tuple[str, dict[str, Any]] = (REMOVE, SubscriberBuilder.remove_row(email, user_id))
@@ -129,7 +177,7 @@ class StreamSink:
         else:
             row, reason = self.builder.add_row(email, user_id, data, size)
             if row is None:
-                report.skip(reason or "invalid_record")
+                self._skip(reason or "invalid_record", seq, data)
                 return False
             entry = row
         if self.seen is not None:  # members this sync added or deleted are never the mirror's to remove
@@ -145,6 +193,7 @@ class StreamSink:
             merged.update(entry.get("dataFields") or {})
             entry["dataFields"] = merged
         self.buffer[key] = entry  # a later change of a buffered member replaces it (order across batches: pipeline)
+        self.seqs[key] = seq  # same key order as the buffer
         self.approx_bytes += size
         return len(self.buffer) >= MAX_BATCH_ROWS or self.approx_bytes >= BATCH_BYTES_LIMIT
 
@@ -154,8 +203,10 @@ class StreamSink:
         if not buffer:
             return []
         jobs = []
+        seqs = self.seqs
         if not self._removes:  # adds only (the usual case): no per-row sorting
-            jobs.append(Job(self, ADD, list(buffer.values()), list(buffer), self.first_seq))  # type: ignore[arg-type]
+            jobs.append(Job(self, ADD, list(buffer.values()), list(buffer), self.first_seq,  # type: ignore[arg-type]
+                            seqs=list(seqs.values())))
         else:
             adds: list[dict[str, Any]] = []
             add_keys: list[str] = []
@@ -169,10 +220,12 @@ class StreamSink:
                     removes.append(entry[1])
                     remove_keys.append(key)
             if removes:
-                jobs.append(Job(self, REMOVE, removes, remove_keys, self.first_seq))
+                jobs.append(Job(self, REMOVE, removes, remove_keys, self.first_seq,
+                                seqs=[seqs[k] for k in remove_keys]))
             if adds:
-                jobs.append(Job(self, ADD, adds, add_keys, self.first_seq))
+                jobs.append(Job(self, ADD, adds, add_keys, self.first_seq, seqs=[seqs[k] for k in add_keys]))
         self.buffer = {}
+        self.seqs = {}
         self.approx_bytes = 0
         self._removes = 0
         self.first_seq = -1
@@ -193,6 +246,43 @@ class StreamSink:
                 self.report.removed_by_delete += len(job.rows)
             return
         self.report.record_bulk(job.kind, len(job.rows), result.success_count, failed, by_mirror=job.by_mirror)
+        if failed and job.seqs is not None:
+            self._refused(job, failed)
+
+    def _refused(self, job: Job, failed: dict[str, list[str]]) -> None:
+        """Rows Iterable refused: each one's record is not delivered (counted against its own STATE, stored).
+
+        Iterable names a refused row by its email or userId only; the stored record is the row as it was sent
+        (the identifier plus its dataFields). An identifier that matches no row of the job (not expected) is
+        counted at the job's first record.
+        """
+        rows = job.rows.decode() if isinstance(job.rows, EncodedRows) else job.rows
+        index: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            for key in ("email", "userId"):
+                value = row.get(key)
+                if value is not None:
+                    index.setdefault(str(value), i)
+        counted: set[int] = set()
+        for bucket, ids in failed.items():
+            reason = BUCKET_REASONS.get(bucket, bucket)
+            if job.kind == REMOVE and reason == "not_found":
+                continue  # not a member: the removal is a no-op, not a rejection
+            for ident in ids:
+                i = index.get(str(ident))
+                if i is None:
+                    i = index.get(str(ident).lower())
+                if i is not None and i in counted:
+                    continue
+                if i is not None:
+                    counted.add(i)
+                self.report.rejected_records += 1
+                self.rejected_seqs.append(job.seqs[i] if i is not None and job.seqs else job.min_seq)
+                if self.store is not None:
+                    row = rows[i] if i is not None else {}
+                    record = {k: v for k, v in row.items() if k != "dataFields"} or {"identifier": ident}
+                    record.update(row.get("dataFields") or {})
+                    self._store(record, reason)
 
     # ------------------------------------------------------------ worker threads
     def send(self, kind: str, rows: list[dict[str, Any]] | EncodedRows) -> BulkResult:

@@ -38,6 +38,8 @@ def build_client(config: IterableConfig, stop: threading.Event, term: threading.
 def _mode_label(spec: StreamSpec) -> str:
     if spec.mirrors:
         return "mirror"
+    if spec.mode == "update":
+        return "update"
     return "remove" if spec.mode == "soft_delete" else "add"
 
 
@@ -70,6 +72,14 @@ def build_journal(directory: ListDirectory, client: IterableClient, spec: Stream
     return Journal(sink=sink, resumed=not handle.created)
 
 
+def activation_builder(identifier: str) -> SubscriberBuilder:
+    """A data-activation stream's rows: `identifier` ("email" or "userId") is the member, every other top-level
+    field goes to dataFields (Airbyte's `_airbyte_*`/`_ab_cdc_*` and Iterable's system fields never)."""
+    if identifier == "email":
+        return SubscriberBuilder("email", None, ("*",))
+    return SubscriberBuilder(None, "userId", ("*",))
+
+
 def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: IterableClient,
                 stop: threading.Event, journals: dict | None = None) -> list[StreamSink]:
     """Resolve every stream's list (reuse or create) and make its sink."""
@@ -80,8 +90,9 @@ def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: Iterabl
     directory = ListDirectory(client, dry_run=config.dry_run)
     names: dict[str, StreamSpec] = {}
     sinks = []
+    activation_builders: dict[str, SubscriberBuilder] = {}
     for spec in specs:
-        name = render_list_name(config.list_name_template, spec.name, spec.namespace)
+        name = spec.list_name or render_list_name(config.list_name_template, spec.name, spec.namespace)
         other = names.get(name)
         if other is not None and (spec.mirrors or other.mirrors):
             raise ConfigError(f"Streams '{other.name}' and '{spec.name}' both map to the list '{name}' and one of "
@@ -96,24 +107,31 @@ def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: Iterabl
         if config.dry_run:
             action = "would be CREATED" if handle.created else f"is reused (id {handle.list_id})"
             logger.info(f"Dry run: stream '{spec.name}' -> list '{name}' {action}, mode {report.mode}.")
-        sinks.append(StreamSink(spec, handle, report, builder, client=client, dry_run=config.dry_run,
-                                update_existing_users_only=config.update_existing_users_only, stop=stop))
+        stream_builder = builder
+        if spec.identifier is not None:  # data activation: the matching key identifies, every other field is data
+            stream_builder = activation_builders.get(spec.identifier) or activation_builders.setdefault(
+                spec.identifier, activation_builder(spec.identifier))
+        sinks.append(StreamSink(spec, handle, report, stream_builder, client=client, dry_run=config.dry_run,
+                                update_existing_users_only=config.update_existing_users_only or spec.mode == "update",
+                                stop=stop))
         if spec.mirrors and not config.dry_run and journals is not None:
-            journals[spec.key] = build_journal(directory, client, spec, handle, builder, stop)
+            journals[spec.key] = build_journal(directory, client, spec, handle, stream_builder, stop)
     return sinks
 
 
 class SyncWriter:
     """One write run: the client, the lists, the sinks and the pipeline; fed by the Airbyte layer.
 
-    `emit(token, record_count)` is called for each checkpoint once every record before it is acknowledged.
+    `emit(token, delivered, rejected)` is called for each checkpoint once every record before it is acknowledged
+    (and the rejected records it counts are in the store, when there is one).
     The caller feeds records, checkpoints and stream statuses to `pipeline`, calls `poll` regularly, then
     `finish` and `conclude` at the end of input, and `close` always.
     """
 
-    def __init__(self, config: IterableConfig, specs: list[StreamSpec], emit: Callable[[Any, int], None],
-                 term: threading.Event | None = None) -> None:
+    def __init__(self, config: IterableConfig, specs: list[StreamSpec], emit: Callable[[Any, int, int], None],
+                 term: threading.Event | None = None, store: Any = None) -> None:
         require_consent(config)
+        self.store = None if config.dry_run else store  # a dry run writes nothing, rejected records included
         self.term = term or threading.Event()
         self.stop = threading.Event()
         self.client = build_client(config, self.stop, self.term)
@@ -128,7 +146,7 @@ class SyncWriter:
                                  progress_interval=config.progress_interval_seconds,
                                  mirror_max_removal_percent=config.mirror_max_removal_percent,
                                  prefer_user_id=bool(config.user_id_field) and not config.email_field,
-                                 journals=journals)
+                                 journals=journals, store=self.store)
         if config.dry_run:
             logger.info("Dry run: nothing will be written to Iterable and no state will be echoed.")
 
@@ -163,6 +181,11 @@ class SyncWriter:
         """Stop the senders and the client (idempotent)."""
         self.pipeline.close()
         self.client.close()
+        if self.store is not None and not self.store.closed:  # after a failure: keep what can still be kept
+            try:
+                self.store.close()
+            except Exception as exc:  # noqa: BLE001 - the sync's own failure is what is reported
+                logger.warning(f"Rejected records buffered at the failure were not stored ({type(exc).__name__}).")
         _dump_metrics(self.client)
 
 
