@@ -53,3 +53,23 @@ def test_mirror_removes_the_seeded_members_not_in_the_sync(tmp_path: Path) -> No
     assert 1000 < unique < 1500
     assert figures["removed_by_mirror"] == 1000  # seeded member0 .. member999 are not in the sync
     assert sum(figures["actual_members"].values()) == unique
+
+
+def test_rate_matrix_prints_its_table(tmp_path: Path) -> None:
+    """bench/rate_matrix.py at a tiny scale on one case: the table prints and the sync is correct (no timing)."""
+    import importlib.util
+
+    out = tmp_path / "matrix.json"
+    charts = ["--charts", str(tmp_path)] if importlib.util.find_spec("matplotlib") else ["--no-charts"]
+    proc = subprocess.run([sys.executable, "-m", "bench.rate_matrix", "--cases", "per-minute", "--scale", "0.005",
+                           "--cache-dir", str(tmp_path / "cache"), "--work-dir", str(tmp_path), "--out", str(out),
+                           *charts], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("| case | limit | records | requests | ideal s | wall s |") for line in lines)
+    row = next(line for line in lines if line.startswith("| per-minute |"))
+    assert row.endswith("| yes |")  # 3 requests fit in the first minute's quota of 180
+    [result] = json.loads(out.read_text())
+    assert result["membership_ok"] and result["met"] and result["records"] == 3000 and result["requests"] >= 3
+    if charts[0] == "--charts":
+        assert (tmp_path / "rate-per-minute.png").stat().st_size > 0

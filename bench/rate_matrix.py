@@ -1,0 +1,413 @@
+"""Rate control matrix: the real connector against every subscribe-limit model of the sandbox.
+
+    python -m bench.rate_matrix                                  # every case (15-20 minutes)
+    python -m bench.rate_matrix --cases bucket-20,moving --scale 0.1 --out results.json
+
+Each case starts a fresh sandbox (``python -m integration_tests.sandbox``) with one subscribe-limit model
+and 250 +/- 150 ms of latency (``latency_ms=100``, ``latency_jitter_ms=300``, uniform; a third of it before
+the limiter sees the request, as in ``unit_tests/rate_sim.py``), then runs ``python main.py write`` on a
+cached input from ``bench/inputs.py``, one process per sync, with the settings of ``bench/throughput.py``.
+The connector is never told the limit. The moving-limit case changes the limit live through
+``POST /_sandbox/config`` while the sync runs. The sandbox's ``/size`` limit (5/min) is switched off: the
+end-of-sync size reads of 8 or 16 lists would otherwise wait up to a minute, which is not subscribe rate.
+
+Measured per case:
+
+* **wall**: from starting the connector process(es) to the last one's exit, as ``bench/throughput.py``
+  measures it (the start-up, imports up to the first message, is included and shown on its own);
+* **requests**: subscribe requests the sandbox accepted (the requests the sync needed);
+* **ideal**: the time the limit needs to admit that many requests: ``requests / limit``, or for a
+  schedule, when its integral reaches ``requests`` (per-minute quota: ``requests / (quota / 60)``);
+* **efficiency** = ideal / wall; **429 share** = 429 answers / subscribe requests (sandbox stats);
+* **fairness** = slowest sync's wall / fastest's (several syncs only);
+* the membership check of ``bench/throughput.py``: every list holds exactly its stream's valid unique
+  members.
+
+It prints one table, writes a chart per case (accepted and 429 answers per second from
+``/_sandbox/timeline``, the controller's target from ``DESTINATION_ITERABLE_METRICS_FILE``) and, with
+``--out``, a JSON of the results. Exit status 0 when every case met its targets, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.inputs import DUPLICATE_SHARE, ensure_input
+from bench.throughput import (
+    BULK_ROUTES,
+    DEFAULT_DATA_FIELDS,
+    METRICS_FILE_ENV,
+    ROOT,
+    Sandbox,
+    connector_dir,
+    make_catalog,
+    make_config,
+)
+
+LATENCY = {"latency_ms": 100, "latency_jitter_ms": 300}  # 250 +/- 150 ms, uniform
+STREAMS = 4
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run of the matrix and its targets (None = no target on that figure)."""
+
+    name: str
+    limiter: str  # the sandbox's subscribe_limiter
+    schedule: tuple[tuple[float, float], ...]  # (from second, requests/s); per_minute: quota / 60
+    records: int  # per sync
+    syncs: int = 1
+    min_efficiency: float | None = None
+    max_429: float | None = None
+    max_wall_ratio: float | None = None  # wall / ideal
+    max_fairness: float | None = None  # slowest / fastest wall
+    max_over_ideal_s: float | None = None  # wall - ideal
+
+    @property
+    def describe(self) -> str:
+        """The limit in words."""
+        if self.limiter == "per_minute":
+            return f"per-minute quota {self.schedule[0][1] * 60:g}"
+        steps = " -> ".join(f"{rps:g}/s" + (f" (from {start:g} s)" if start else "")
+                            for start, rps in self.schedule)
+        return f"{self.limiter.replace('_', ' ')} {steps}"
+
+
+CASES = [
+    Case("bucket-20", "token_bucket", ((0, 20),), 1_000_000, min_efficiency=0.95, max_429=0.02),
+    Case("bucket-5", "token_bucket", ((0, 5),), 1_000_000, min_efficiency=0.95, max_429=0.02),
+    Case("fixed-20", "fixed_window", ((0, 20),), 1_000_000, min_efficiency=0.93, max_429=0.03),
+    Case("sliding-20", "sliding_window", ((0, 20),), 1_000_000, min_efficiency=0.90, max_429=0.05),
+    Case("bucket-20-short", "token_bucket", ((0, 20),), 300_000, min_efficiency=0.87),
+    Case("fixed-20-short", "fixed_window", ((0, 20),), 300_000, min_efficiency=0.87),
+    Case("sliding-20-short", "sliding_window", ((0, 20),), 300_000, min_efficiency=0.87),
+    Case("shared-2", "token_bucket", ((0, 20),), 400_000, syncs=2, min_efficiency=0.88, max_429=0.05,
+         max_fairness=1.25),
+    Case("shared-4", "token_bucket", ((0, 20),), 400_000, syncs=4, min_efficiency=0.85, max_429=0.05,
+         max_fairness=1.25),
+    Case("moving", "token_bucket", ((0, 20), (8, 5), (40, 20)), 1_000_000, max_wall_ratio=1.15, max_429=0.05),
+    Case("per-minute", "per_minute", ((0, 3),), 600_000, max_over_ideal_s=60),
+]
+CASE_NAMES = [case.name for case in CASES]
+
+
+@dataclass
+class Result:
+    """What one case measured (also written with --out)."""
+
+    case: str
+    limit: str
+    records: int  # all syncs together
+    syncs: int
+    requests: int = 0  # accepted subscribe requests
+    sent: int = 0
+    rate_limited: int = 0
+    ideal_s: float = 0.0
+    wall_s: float = 0.0
+    sync_walls_s: list[float] = field(default_factory=list)
+    startup_s: float = 0.0  # the slowest sync's start-up (included in wall)
+    efficiency: float = 0.0
+    share_429: float = 0.0
+    wall_ratio: float = 0.0
+    fairness: float | None = None
+    membership_ok: bool = False
+    errors: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)  # targets not met
+
+    @property
+    def met(self) -> bool:
+        """Every target met (and the sync was correct)."""
+        return not self.missed
+
+
+def ideal_seconds(requests: int, schedule: tuple[tuple[float, float], ...]) -> float:
+    """When a limit that follows ``schedule`` has admitted ``requests`` requests (its integral)."""
+    done = 0.0
+    for index, (start, rps) in enumerate(schedule):
+        end = schedule[index + 1][0] if index + 1 < len(schedule) else math.inf
+        if rps > 0 and done + rps * (end - start) >= requests:
+            return start + (requests - done) / rps
+        done += rps * (end - start)
+    return math.inf
+
+
+def sandbox_knobs(case: Case, before_share: float) -> dict[str, Any]:
+    """The sandbox config of a case at its start."""
+    knobs: dict[str, Any] = {**LATENCY, "latency_before_share": before_share, "subscribe_limiter": case.limiter,
+                             "size_per_minute": 0}
+    if case.limiter == "per_minute":
+        knobs["subscribe_per_minute"] = round(case.schedule[0][1] * 60)
+    else:
+        knobs["subscribe_rps"] = case.schedule[0][1]
+    return knobs
+
+
+def follow_schedule(sandbox: Sandbox, case: Case, start: float, done: threading.Event) -> None:
+    """Change the sandbox's limit live at each step of the schedule (times from ``start``, monotonic)."""
+    for at, rps in case.schedule[1:]:
+        if done.wait(max(0.0, start + at - time.monotonic())):
+            return
+        sandbox.post("/_sandbox/config", {"subscribe_rps": rps})
+
+
+@dataclass
+class Sync:
+    """One connector process: monotonic start, first line of output (the end of its start-up), end."""
+
+    started: float
+    ended: float = 0.0
+    first_output: float | None = None
+    returncode: int = -1
+
+    @property
+    def wall(self) -> float:
+        """Process wall seconds."""
+        return self.ended - self.started
+
+    @property
+    def startup(self) -> float:
+        """Seconds before its first message (imports, config and catalog parsing)."""
+        return (self.first_output or self.ended) - self.started
+
+
+def run_sync(command: list[str], *, stdin_path: str, out_path: Path, err_path: Path, env: dict[str, str],
+             timeout: float) -> Sync:
+    """Run one connector process to the end, copying its stdout to ``out_path`` and timing its first line."""
+    with open(stdin_path, "rb") as stdin, open(out_path, "wb") as out, open(err_path, "wb") as err:
+        sync = Sync(time.monotonic())
+        proc = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, env=env)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                if sync.first_output is None:
+                    sync.first_output = time.monotonic()
+                out.write(line)
+            sync.returncode = proc.wait()
+            sync.ended = time.monotonic()
+        finally:
+            timer.cancel()
+    return sync
+
+
+def run_case(case: Case, scale: float, args: argparse.Namespace, charts: Path | None) -> Result:
+    """Run one case end to end and judge it against its targets."""
+    records = max(1000, round(case.records * scale))
+    result = Result(case.name, case.describe, records * case.syncs, case.syncs)
+    workdir = Path(tempfile.mkdtemp(prefix=f"rate-matrix-{case.name}-", dir=args.work_dir))
+    inputs = [ensure_input(records, STREAMS, seed=args.seed + index, duplicate_share=args.duplicates,
+                           cache_dir=Path(args.cache_dir) if args.cache_dir else None)[0]
+              for index in range(case.syncs)]
+    data_fields = [f for f in DEFAULT_DATA_FIELDS.split(",") if f]
+    sandbox = Sandbox(case.schedule[0][1], workdir)
+    try:
+        sandbox.post("/_sandbox/config", sandbox_knobs(case, args.before_share))
+        commands, envs = [], []
+        for index in range(case.syncs):
+            config = make_config(sandbox.url, data_fields, "add")
+            if case.syncs > 1:
+                config["list_name_template"] = f"sync{index}_{{stream}}"
+            (workdir / f"config{index}.json").write_bytes(orjson.dumps(config))
+            (workdir / f"catalog{index}.json").write_bytes(orjson.dumps(make_catalog(inputs[index].streams, "add")))
+            commands.append([sys.executable, str(connector_dir() / "main.py"), "write",
+                             "--config", str(workdir / f"config{index}.json"),
+                             "--catalog", str(workdir / f"catalog{index}.json")])
+            envs.append({**os.environ, METRICS_FILE_ENV: str(workdir / f"metrics{index}.json")})
+        timeout = 4 * ideal_seconds(records * case.syncs // 1000 + 1, case.schedule) + 180
+        runs: list[Sync] = [Sync(0.0)] * case.syncs
+
+        def run(index: int) -> None:
+            runs[index] = run_sync(commands[index], stdin_path=inputs[index].path,
+                                   out_path=workdir / f"connector{index}.out",
+                                   err_path=workdir / f"connector{index}.err", env=envs[index], timeout=timeout)
+
+        done = threading.Event()
+        start = time.monotonic()
+        threads = [threading.Thread(target=follow_schedule, args=(sandbox, case, start, done), daemon=True)]
+        threads += [threading.Thread(target=run, args=(index,)) for index in range(case.syncs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads[1:]:
+            thread.join()
+        done.set()
+        threads[0].join()
+        stats = sandbox.get("/_sandbox/stats")
+        timeline = sandbox.get("/_sandbox/timeline")
+        sizes = {entry["name"]: entry["size"] for entry in sandbox.get("/_sandbox/lists")["lists"]}
+    finally:
+        sandbox.stop()
+
+    # Figures
+    for route in BULK_ROUTES:
+        codes = stats["requests"].get(route, {})
+        result.sent += sum(codes.values())
+        result.requests += codes.get("200", 0)
+        result.rate_limited += codes.get("429", 0)
+    result.share_429 = result.rate_limited / result.sent if result.sent else 0.0
+    first, last = min(r.started for r in runs), max(r.ended for r in runs)
+    result.wall_s = last - first
+    result.sync_walls_s = [round(r.wall, 2) for r in runs]
+    result.startup_s = max(r.startup for r in runs)
+    result.ideal_s = ideal_seconds(result.requests, case.schedule)
+    result.efficiency = result.ideal_s / result.wall_s if result.wall_s else 0.0
+    result.wall_ratio = result.wall_s / result.ideal_s if result.ideal_s else math.inf
+    if case.syncs > 1:
+        result.fairness = max(r.wall for r in runs) / min(r.wall for r in runs)
+
+    # Correctness, as bench/throughput.py checks it
+    result.membership_ok = True
+    for index, (meta, child) in enumerate(zip(inputs, runs, strict=True)):
+        prefix = f"sync{index}_" if case.syncs > 1 else ""
+        actual = {name: sizes.get(prefix + name, 0) for name in meta.streams}
+        if child.returncode != 0 or actual != meta.expected_members:
+            result.membership_ok = False
+            tail = (workdir / f"connector{index}.err").read_bytes()[-500:].decode("utf-8", "replace")
+            result.errors.append(f"sync {index}: exit {child.returncode}, members {actual} expected "
+                                 f"{meta.expected_members}; {tail}")
+
+    # Targets
+    checks = [
+        (case.min_efficiency, lambda t: result.efficiency >= t, "efficiency"),
+        (case.max_429, lambda t: result.share_429 <= t, "429 share"),
+        (case.max_wall_ratio, lambda t: result.wall_ratio <= t, "wall/ideal"),
+        (case.max_fairness, lambda t: (result.fairness or 1.0) <= t, "fairness"),
+        (case.max_over_ideal_s, lambda t: result.wall_s - result.ideal_s <= t, "wall - ideal"),
+    ]
+    result.missed = [name for target, ok, name in checks if target is not None and not ok(target)]
+    if not result.membership_ok:
+        result.missed.append("membership")
+
+    if charts is not None:
+        draw(charts / f"rate-{case.name}.png", case, result, timeline, runs, workdir, start)
+    if result.membership_ok and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        result.errors.append(f"scratch directory kept: {workdir}")
+    return result
+
+
+def draw(path: Path, case: Case, result: Result, timeline: dict[str, Any], runs: list[Sync], workdir: Path,
+         start: float) -> None:
+    """The case's chart: server-side accepted/429 per second, each sync's target, the limit."""
+    from bench.chart import plot_rates
+
+    controllers = []
+    for index in range(case.syncs):
+        metrics_path = workdir / f"metrics{index}.json"
+        metrics = orjson.loads(metrics_path.read_bytes()) if metrics_path.exists() else {}
+        label = "controller target" if case.syncs == 1 else f"sync {index + 1} target"
+        controllers.append((label, metrics.get("timeline", []), runs[index].ended - start))
+    sandbox_start = timeline["start"] - time.time() + time.monotonic()  # its second 0, on the monotonic clock
+    limit_label = ("quota 180/min (3/s on average)" if case.limiter == "per_minute" else "limit")
+    title = (f"{case.name}: {case.describe}, {result.records:,} records, {case.syncs} sync(s): wall "
+             f"{result.wall_s:.1f} s vs ideal {result.ideal_s:.1f} s, efficiency {result.efficiency:.3f}, "
+             f"429 share {100 * result.share_429:.2f}%")
+    plot_rates(path, buckets=timeline["buckets"], bucket_offset=sandbox_start - start, controllers=controllers,
+               run_start=start, limit_steps=case.schedule,
+               limit_label=limit_label, title=title)
+
+
+# --------------------------------------------------------------------------- output
+HEADER = ("case", "limit", "records", "requests", "ideal s", "wall s", "start-up s", "efficiency", "429 share",
+          "wall/ideal", "fairness", "target met")
+
+
+def table(results: list[Result]) -> str:
+    """The results as one Markdown table."""
+    rows = [HEADER, tuple("---" for _ in HEADER)]
+    for r in results:
+        records = f"{r.records:,}" + (f" ({r.syncs} x {r.records // r.syncs:,})" if r.syncs > 1 else "")
+        rows.append((r.case, r.limit, records, f"{r.requests:,}", f"{r.ideal_s:.1f}", f"{r.wall_s:.1f}",
+                     f"{r.startup_s:.1f}", f"{r.efficiency:.3f}", f"{100 * r.share_429:.2f}%", f"{r.wall_ratio:.3f}",
+                     f"{r.fairness:.2f}" if r.fairness is not None else "-",
+                     "yes" if r.met else f"no ({', '.join(r.missed)})"))
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def targets_text() -> str:
+    """The targets of every case, one line each."""
+    lines = []
+    for case in CASES:
+        parts = [f"efficiency >= {case.min_efficiency:g}" if case.min_efficiency else "",
+                 f"429 share <= {100 * case.max_429:g}%" if case.max_429 else "",
+                 f"wall/ideal <= {case.max_wall_ratio:g}" if case.max_wall_ratio else "",
+                 f"slowest/fastest <= {case.max_fairness:g}" if case.max_fairness else "",
+                 f"wall <= ideal + {case.max_over_ideal_s:g} s" if case.max_over_ideal_s else ""]
+        lines.append(f"  {case.name}: {', '.join(p for p in parts if p)}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line flags."""
+    parser = argparse.ArgumentParser(prog="python -m bench.rate_matrix", description=__doc__.splitlines()[0],
+                                     epilog="targets:\n" + targets_text(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=",".join(CASE_NAMES),
+                        help=f"comma-separated cases (default all: {','.join(CASE_NAMES)})")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every record count (at least 1,000 records per sync); the moving limit's "
+                             "schedule keeps its times")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--charts", default=None,
+                        help="directory for rate-<case>.png (default docs/img at --scale 1, none otherwise)")
+    parser.add_argument("--no-charts", action="store_true", help="draw no charts")
+    parser.add_argument("--before-share", type=float, default=1 / 3,
+                        help="share of each request's latency before the limiter sees it (default 1/3)")
+    parser.add_argument("--duplicates", type=float, default=DUPLICATE_SHARE,
+                        help=f"share of records that repeat an earlier member of their stream (default "
+                             f"{DUPLICATE_SHARE}, as bench.throughput); a batch holding a member of a batch still in "
+                             "flight waits for it (input order per member)")
+    parser.add_argument("--seed", type=int, default=1, help="input generator seed (sync i uses seed + i)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="where inputs are cached (default $BENCH_CACHE_DIR or <tmp>/destination-iterable-bench)")
+    parser.add_argument("--work-dir", default=None, help="parent of each case's scratch directory (default <tmp>)")
+    parser.add_argument("--keep", action="store_true", help="keep every case's scratch directory")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    args = build_parser().parse_args(argv)
+    names = [name.strip() for name in args.cases.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CASE_NAMES]
+    if unknown or not names or args.scale <= 0:
+        raise SystemExit(f"unknown case(s) {unknown}; known: {', '.join(CASE_NAMES)}" if unknown
+                         else "--cases must name a case and --scale must be > 0")
+    charts = None
+    if not args.no_charts and (args.charts or args.scale == 1.0):
+        charts = Path(args.charts) if args.charts else ROOT / "docs" / "img"
+    results = []
+    for case in (c for c in CASES if c.name in names):
+        print(f"{case.name}: {case.describe}, {max(1000, round(case.records * args.scale)):,} records x "
+              f"{case.syncs} sync(s) ...", flush=True)
+        result = run_case(case, args.scale, args, charts)
+        results.append(result)
+        print(f"  wall {result.wall_s:.1f} s (syncs {result.sync_walls_s}), ideal {result.ideal_s:.1f} s, "
+              f"efficiency {result.efficiency:.3f}, 429 {result.rate_limited} of {result.sent}, membership "
+              f"{'OK' if result.membership_ok else 'FAILED'}" + "".join(f"\n  {e}" for e in result.errors),
+              flush=True)
+    print()
+    print(table(results))
+    if charts is not None:
+        print(f"charts: {charts}/rate-<case>.png")
+    if args.out:
+        Path(args.out).write_bytes(orjson.dumps([{**asdict(r), "met": r.met} for r in results],
+                                                option=orjson.OPT_INDENT_2))
+    return 0 if all(r.met for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
