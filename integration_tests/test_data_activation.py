@@ -166,3 +166,19 @@ def test_check_proves_the_bucket_is_writable(sandbox, s3_bucket, moto_s3_server)
     bad = run_cli("check", make_config(sandbox, object_storage_config=denied))
     assert bad.connection_status["status"] == "FAILED"
     assert moto_s3_server.denied_secret_access_key not in bad.stdout
+
+
+def test_overwrite_with_the_userid_matching_key_compares_members_by_userid(sandbox):
+    """The classic settings identify by email; the mapped stream by userId: the mirror must compare userIds."""
+    from integration_tests.harness import stream_status
+
+    sandbox.client.seed([{"name": "Members", "members": [{"email": "stay@example.com", "userId": "u-stay"},
+                                                         {"email": "left@example.com", "userId": "u-left"}]}])
+    entry = activation_stream("warehouse_users", "Members", "userId", mode="overwrite")
+    entry["generation_id"] = entry["minimum_generation_id"] = 1
+    messages = [record("warehouse_users", {"userId": "u-stay"}), stream_state("warehouse_users", 1, state_id=1),
+                stream_status("warehouse_users")]
+    result = run_cli("write", make_config(sandbox, mirror_max_removal_percent=100), make_catalog(entry), messages)
+    assert result.returncode == 0, result.stdout[-3000:]
+    [members_list] = sandbox.client.list_by_name("Members")
+    assert [m.get("userId") for m in sandbox.client.members(members_list["id"])] == ["u-stay"]

@@ -386,14 +386,17 @@ class Pipeline:
             report.mirror = "planned: new list, nothing to remove"
             return
         assert self.client is not None and sink.seen is not None
+        # getUsers must name members the way this stream identifies them: a data-activation stream by its
+        # matching key, a classic one by the settings (userId only when no email field is set)
+        prefer_user_id = sink.spec.identifier == "userId" if sink.spec.activation else self.prefer_user_id
         journal = self.journals.get(sink.spec.key)
         if journal is not None and journal.resumed and journal.sink.handle.list_id is not None:
             logger.info(f"Stream '{sink.spec.name}': this attempt resumed an earlier one; its members are read from "
                         f"the journal list {journal.sink.handle.label} too.")
             for identifier in self.client.iter_list_users(journal.sink.handle.list_id,
-                                                          prefer_user_id=self.prefer_user_id, stream=sink.spec.name):
+                                                          prefer_user_id=prefer_user_id, stream=sink.spec.name):
                 sink.seen.add(identifier)
-        members = self.client.iter_list_users(sink.handle.list_id, prefer_user_id=self.prefer_user_id,
+        members = self.client.iter_list_users(sink.handle.list_id, prefer_user_id=prefer_user_id,
                                               stream=sink.spec.name)
         plan = plan_mirror(members, sink.seen)
         try:

@@ -109,8 +109,9 @@ def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: Iterabl
             logger.info(f"Dry run: stream '{spec.name}' -> list '{name}' {action}, mode {report.mode}.")
         stream_builder = builder
         if spec.identifier is not None:  # data activation: the matching key identifies, every other field is data
-            stream_builder = activation_builders.get(spec.identifier) or activation_builders.setdefault(
-                spec.identifier, activation_builder(spec.identifier))
+            if spec.identifier not in activation_builders:
+                activation_builders[spec.identifier] = activation_builder(spec.identifier)
+            stream_builder = activation_builders[spec.identifier]
         sinks.append(StreamSink(spec, handle, report, stream_builder, client=client, dry_run=config.dry_run,
                                 update_existing_users_only=config.update_existing_users_only or spec.mode == "update",
                                 stop=stop))
