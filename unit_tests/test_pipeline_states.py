@@ -142,3 +142,38 @@ def test_pending_jobs_follow_the_controllers_in_flight_limit():
     controller._est._target = 10_000.0
     assert pipeline._pending_bound() == 64
     pipeline.close()
+
+
+def test_only_members_of_a_batch_in_flight_are_held_back_and_the_state_waits_for_them():
+    pipeline, gates, sent, emitted = make(("a",))
+    sink = pipeline.sinks[(None, "a")]
+    feed(pipeline, rec("a", "m1@x.com"), rec("a", "m2@x.com"), rec("a", "m3@x.com"))
+    pipeline.flush(sink)  # batch 1 waits at the gate
+    feed(pipeline, rec("a", "M2@x.com"), rec("a", "n1@x.com"), rec("a", "n2@x.com"), rec("a", "n3@x.com"))
+    feed(pipeline, stream_state("a", 1, state_id=7))
+    pipeline.flush(sink)
+    assert not pipeline.parked and len(pipeline.in_flight) == 2  # batch 2 goes now, without m2
+    assert list(sink.buffer) == ["m2@x.com"]  # m2 waits for batch 1
+    gates["a"].set()
+    settle(pipeline, lambda: len(sent) == 2)
+    pipeline.poll(time.monotonic())
+    assert emitted == []  # m2's second record is not acknowledged yet
+    pipeline.finish()
+    assert sorted(map(sorted, (emails for *_, emails in sent[:2]))) == [
+        ["m1@x.com", "m2@x.com", "m3@x.com"], ["n1@x.com", "n2@x.com", "n3@x.com"]]
+    assert sent[2][2] == ["m2@x.com"]  # after batch 1
+    assert [m["state"]["id"] for m in emitted] == [7]
+    assert emitted[0]["state"]["destinationStats"]["recordCount"] == 7.0
+
+
+def test_a_batch_of_mostly_held_members_waits_whole_instead_of_staying_buffered():
+    pipeline, gates, sent, _ = make(("a",))
+    sink = pipeline.sinks[(None, "a")]
+    feed(pipeline, rec("a", "m1@x.com"), rec("a", "m2@x.com"))
+    pipeline.flush(sink)
+    feed(pipeline, rec("a", "m1@x.com"), rec("a", "m2@x.com"), rec("a", "n1@x.com"))
+    pipeline.flush(sink)
+    assert not sink.buffer and len(pipeline.parked) == 1  # parked until batch 1 is answered
+    gates["a"].set()
+    pipeline.finish()
+    assert [emails for *_, emails in sent] == [["m1@x.com", "m2@x.com"], ["m1@x.com", "m2@x.com", "n1@x.com"]]

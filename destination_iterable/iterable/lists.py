@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ logger = logging.getLogger("airbyte")
 STATIC_LIST_TYPE = "Standard"
 NEW_LIST_GRACE_SECONDS = 60.0  # how long a new list id may still be "invalid" (eventual consistency)
 CREATE_ATTEMPTS = 6
+PARALLEL_CREATES = 8  # lists created at once (each creation is one round trip; Iterable states no limit for it)
 
 
 @dataclass
@@ -46,7 +48,7 @@ class ListDirectory:
         self.dry_run = dry_run
         self._lists: list[dict[str, Any]] | None = None
         self._resolved: dict[str, ListHandle] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # resolve() creates under it; resolve_all() creates outside it
 
     def _all_lists(self) -> list[dict[str, Any]]:
         if self._lists is None:
@@ -61,6 +63,22 @@ class ListDirectory:
             handle = self._find(name, stream) or self._create(name, description)
             self._resolved[name] = handle
             return handle
+
+    def resolve_all(self, wanted: dict[str, tuple[str, str]]) -> dict[str, ListHandle]:
+        """Resolve several distinct names ({name: (description, stream)}); the lists to create are created
+        concurrently, so a first sync of many streams waits one round trip for them, not one per list."""
+        with self._lock:
+            found = {name: self._resolved.get(name) or self._find(name, stream)
+                     for name, (_, stream) in wanted.items()}
+        missing = [name for name, handle in found.items() if handle is None]
+        if missing:
+            with ThreadPoolExecutor(max_workers=min(PARALLEL_CREATES, len(missing))) as pool:
+                created = pool.map(lambda name: self._create(name, wanted[name][0]), missing)
+                found.update(zip(missing, created, strict=True))
+        with self._lock:
+            for name, handle in found.items():
+                self._resolved.setdefault(name, handle)  # type: ignore[arg-type]
+            return {name: self._resolved[name] for name in wanted}
 
     def _find(self, name: str, stream: str) -> ListHandle | None:
         same_name = [entry for entry in self._all_lists() if entry.get("name") == name]
@@ -85,7 +103,8 @@ class ListDirectory:
         if self.dry_run:
             return ListHandle(name=name, list_id=None, created=True)
         list_id = self._create_once(name, description)
-        self._all_lists().append({"id": list_id, "name": name, "listType": STATIC_LIST_TYPE})
+        with self._lock:
+            self._all_lists().append({"id": list_id, "name": name, "listType": STATIC_LIST_TYPE})
         logger.info(f"Created Iterable static list '{name}' (id {list_id}).")
         return ListHandle(name=name, list_id=list_id, created=True, created_at=time.monotonic())
 
@@ -104,9 +123,10 @@ class ListDirectory:
                     raise
             if self.client.stop.wait(wait):
                 raise TransientError(f"Stopped while creating list '{name}'.")
-            self._lists = None
-            found = [e for e in self._all_lists() if e.get("name") == name
-                     and e.get("listType", STATIC_LIST_TYPE) == STATIC_LIST_TYPE]
+            with self._lock:
+                self._lists = None
+                found = [e for e in self._all_lists() if e.get("name") == name
+                         and e.get("listType", STATIC_LIST_TYPE) == STATIC_LIST_TYPE]
             if found:
                 found.sort(key=lambda entry: (entry.get("createdAt") or 0, entry.get("id") or 0))
                 logger.info(f"List '{name}' was created although Iterable's answer was lost; using it.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Container, Sequence
 
 from destination_iterable.iterable.limits import MAX_BATCH_ROWS
 
@@ -49,6 +49,20 @@ class RecentMembers:
                 self.older, self.current = self.current, {}
                 self.older_last_job = job_id
         return deps
+
+    def held_back(self, keys: Collection[str], unfinished: Container[int]) -> set[str]:
+        """The members among `keys` that a job in `unfinished` touched: they must wait for it.
+
+        C-level intersections only (no Python work per buffered member); a member named in both generations
+        is held when either job is unfinished.
+        """
+        held: set[str] = set()
+        for generation in (self.current, self.older):
+            if generation:
+                for key in generation.keys() & keys:
+                    if generation[key] in unfinished:
+                        held.add(key)
+        return held
 
     def __len__(self) -> int:
         return len(self.current) + len(self.older)

@@ -152,9 +152,18 @@ class Pipeline:
 
     # ------------------------------------------------------------ batching
     def flush(self, sink: StreamSink) -> None:
-        """Send whatever the sink has buffered (and, for a mirror, the same changes to its journal)."""
+        """Send what the sink has buffered (and, for a mirror, the same changes to its journal).
+
+        Members that a batch of the same list still in flight touches stay buffered for the next batch, so
+        their changes keep input order without holding back the rest. When they are most of the buffer (the
+        same members changing again and again), the whole batch goes and waits in `submit` instead, so the
+        buffer never stays full.
+        """
         journal = self.journals.get(sink.spec.key) if self.journals else None
-        for job in sink.take_jobs():
+        held = sink.recent_members.held_back(sink.buffer.keys(), self.in_flight) if self.in_flight else None
+        if held and 2 * len(held) > len(sink.buffer):
+            held = None
+        for job in sink.take_jobs(held, time.monotonic()):
             copy = None
             if journal is not None:
                 rows = [{k: v for k, v in row.items() if k in IDENTITY_KEYS} for row in job.rows]
@@ -332,8 +341,7 @@ class Pipeline:
     # ------------------------------------------------------------ end of input
     def finish(self) -> None:
         """Flush everything, echo the remaining states, mirror completed streams (then call `conclude`)."""
-        for sink in self.sinks.values():
-            self.flush(sink)
+        self._flush_last_batches()
         self.wait_all()
         self.emit_ready()
         self._raise_failure()
@@ -343,6 +351,21 @@ class Pipeline:
         self.wait_all()
         self.emit_ready()
         self._raise_failure()
+
+    def _flush_last_batches(self) -> None:
+        """Send every sink's last batch whole: one whose members a batch in flight still touches waits for it
+        (a round trip at most) rather than going in pieces, which would cost requests."""
+        waiting = list(self.sinks.values())
+        while waiting:
+            blocked = []
+            for sink in waiting:
+                if sink.buffer and self.in_flight and sink.recent_members.held_back(sink.buffer.keys(), self.in_flight):
+                    blocked.append(sink)
+                else:
+                    self.flush(sink)
+            waiting = blocked
+            if waiting:
+                self._wait_some()
 
     def conclude(self) -> None:
         """Read list sizes, log the summary, and fail for any stream that could not finish (e.g. the valve)."""
@@ -450,14 +473,23 @@ class Pipeline:
             self.stream_errors.append(exc)
 
     def _sizes(self) -> None:
+        """Read the lists' sizes for the summary, all at once (one round trip, not one per list)."""
         if self.dry_run or self.client is None:
             return
-        handles = [s for s in self.sinks.values() if s.handle.list_id is not None][:MAX_SIZE_LOOKUPS]
-        for sink in handles:
-            try:
-                sink.report.size_after = self.client.list_size(sink.handle.list_id)  # type: ignore[arg-type]
-            except (IterableDestinationError, ValueError) as exc:
-                logger.info(f"List size of {sink.handle.label} not read ({type(exc).__name__}).")
+        sinks = [s for s in self.sinks.values() if s.handle.list_id is not None][:MAX_SIZE_LOOKUPS]
+        if not sinks:
+            return
+        with ThreadPoolExecutor(max_workers=len(sinks)) as pool:
+            for sink, size in zip(sinks, pool.map(self._size_of, sinks), strict=True):
+                sink.report.size_after = size
+
+    def _size_of(self, sink: StreamSink) -> int | None:
+        assert self.client is not None and sink.handle.list_id is not None
+        try:
+            return self.client.list_size(sink.handle.list_id)
+        except (IterableDestinationError, ValueError) as exc:
+            logger.info(f"List size of {sink.handle.label} not read ({type(exc).__name__}).")
+            return None
 
     def _summary(self) -> None:
         if self._summarized:

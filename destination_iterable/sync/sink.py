@@ -197,15 +197,28 @@ class StreamSink:
         self.approx_bytes += size
         return len(self.buffer) >= MAX_BATCH_ROWS or self.approx_bytes >= BATCH_BYTES_LIMIT
 
-    def take_jobs(self) -> list[Job]:
-        """Turn the buffer into at most one add job and one remove job (disjoint members)."""
-        buffer = self.buffer
+    def take_jobs(self, held: set[str] | None = None, now: float = 0.0) -> list[Job]:
+        """Turn the buffer into at most one add job and one remove job (disjoint members).
+
+        Members in `held` (an earlier batch of this list that touches them is still in flight) stay buffered,
+        as the start of the next batch, so one member's changes reach Iterable in input order while the rest
+        of the batch goes now.
+        """
+        buffer, seqs = self.buffer, self.seqs
+        kept: dict[str, dict[str, Any] | tuple[str, dict[str, Any]]] = {}
+        kept_seqs: dict[str, int] = {}
+        if held:
+            if len(held) >= len(buffer):
+                return []
+            for key in held:
+                kept[key] = buffer.pop(key)
+                kept_seqs[key] = seqs.pop(key)
         if not buffer:
             return []
+        first_seq = min(seqs.values()) if kept else self.first_seq
         jobs = []
-        seqs = self.seqs
         if not self._removes:  # adds only (the usual case): no per-row sorting
-            jobs.append(Job(self, ADD, list(buffer.values()), list(buffer), self.first_seq,  # type: ignore[arg-type]
+            jobs.append(Job(self, ADD, list(buffer.values()), list(buffer), first_seq,  # type: ignore[arg-type]
                             seqs=list(seqs.values())))
         else:
             adds: list[dict[str, Any]] = []
@@ -220,15 +233,15 @@ class StreamSink:
                     removes.append(entry[1])
                     remove_keys.append(key)
             if removes:
-                jobs.append(Job(self, REMOVE, removes, remove_keys, self.first_seq,
+                jobs.append(Job(self, REMOVE, removes, remove_keys, first_seq,
                                 seqs=[seqs[k] for k in remove_keys]))
             if adds:
-                jobs.append(Job(self, ADD, adds, add_keys, self.first_seq, seqs=[seqs[k] for k in add_keys]))
-        self.buffer = {}
-        self.seqs = {}
-        self.approx_bytes = 0
-        self._removes = 0
-        self.first_seq = -1
+                jobs.append(Job(self, ADD, adds, add_keys, first_seq, seqs=[seqs[k] for k in add_keys]))
+        self.approx_bytes = self.approx_bytes * len(kept) // (len(kept) + len(buffer))
+        self.buffer, self.seqs = kept, kept_seqs
+        self._removes = sum(1 for entry in kept.values() if type(entry) is not dict)
+        self.first_seq = min(kept_seqs.values()) if kept else -1
+        self.first_time = now  # the held members start the next batch (its age counts from this cut)
         return jobs
 
     def apply(self, job: Job) -> None:

@@ -89,10 +89,10 @@ def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: Iterabl
         raise ConfigError(f"Setting 'data_fields' is not usable: {exc}") from None
     directory = ListDirectory(client, dry_run=config.dry_run)
     names: dict[str, StreamSpec] = {}
-    sinks = []
-    activation_builders: dict[str, SubscriberBuilder] = {}
-    for spec in specs:
-        name = spec.list_name or render_list_name(config.list_name_template, spec.name, spec.namespace)
+    wanted: dict[str, tuple[str, str]] = {}
+    list_names = [spec.list_name or render_list_name(config.list_name_template, spec.name, spec.namespace)
+                  for spec in specs]
+    for spec, name in zip(specs, list_names, strict=True):
         other = names.get(name)
         if other is not None and (spec.mirrors or other.mirrors):
             raise ConfigError(f"Streams '{other.name}' and '{spec.name}' both map to the list '{name}' and one of "
@@ -101,7 +101,12 @@ def build_sinks(config: IterableConfig, specs: list[StreamSpec], client: Iterabl
         names[name] = spec
         description = (f"Managed by Airbyte destination-iterable: members of the Airbyte stream '{spec.name}'"
                        + (f" (namespace '{spec.namespace}')" if spec.namespace else "") + ".")
-        handle = directory.resolve(name, description, stream=spec.name)
+        wanted.setdefault(name, (description, spec.name))
+    handles = directory.resolve_all(wanted)
+    sinks = []
+    activation_builders: dict[str, SubscriberBuilder] = {}
+    for spec, name in zip(specs, list_names, strict=True):
+        handle = handles[name]
         report = ListReport(stream=spec.name, list_name=name, list_id=handle.list_id, created=handle.created,
                             mode=_mode_label(spec), dry_run=config.dry_run)
         if config.dry_run:
