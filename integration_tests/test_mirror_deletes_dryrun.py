@@ -207,3 +207,22 @@ def test_a_mirror_sharing_its_list_with_another_stream_is_refused(sandbox):
     result = run_cli("write", config, catalog, [record("a", {"email": "a@x.com"})])
     assert result.returncode == 1 and result.errors[0]["failure_type"] == "config_error"
     assert "both map to the list" in result.errors[0]["message"]
+
+
+def test_repeated_changes_of_members_across_batches_in_flight_end_in_input_order(sandbox):
+    """With latency, later batches are cut while earlier ones touching the same members are still in flight: each
+    member's last change wins, whether its row was held back for a later batch or its batch waited whole."""
+    sandbox.client.set_config(latency_ms=150, latency_jitter_ms=100)
+    members = 1500
+    messages = []
+    for change in range(6):  # member j is added in even passes and deleted in odd ones, shifted by j
+        for j in range(members):
+            deleted = (change + j) % 2 == 1
+            messages.append(record("vip", {"email": f"m{j}@x.com", "_ab_cdc_deleted_at": DELETED if deleted else None}))
+        messages.append(stream_state("vip", change + 1, state_id=change + 1))
+    result = run_cli("write", make_config(sandbox), make_catalog("vip"), messages)
+    assert result.returncode == 0, result.stdout[-3000:]
+    [vip] = sandbox.client.list_by_name("vip")
+    # the last pass (change 5) adds member j when (5 + j) is even: the odd members
+    assert sandbox.client.member_emails(vip["id"]) == {f"m{j}@x.com" for j in range(1, members, 2)}
+    assert [s["state"]["id"] for s in result.states] == [1, 2, 3, 4, 5, 6]
