@@ -177,3 +177,19 @@ def test_a_batch_of_mostly_held_members_waits_whole_instead_of_staying_buffered(
     gates["a"].set()
     pipeline.finish()
     assert [emails for *_, emails in sent] == [["m1@x.com", "m2@x.com"], ["m1@x.com", "m2@x.com", "n1@x.com"]]
+
+
+def test_a_full_buffer_grows_by_its_held_members_so_batches_stay_full():
+    pipeline, gates, sent, _ = make(("a",))
+    sink = pipeline.sinks[(None, "a")]
+    feed(pipeline, *(rec("a", f"m{i}@x.com") for i in range(1000)))  # full: batch 1 goes (waits at the gate)
+    assert len(pipeline.in_flight) == 1 and not sink.buffer
+    feed(pipeline, *(rec("a", f"m{i}@x.com") for i in range(10)))  # changed again while batch 1 is in flight
+    feed(pipeline, *(rec("a", f"n{i}@x.com") for i in range(990)))
+    assert len(sink.buffer) == 1000 and len(pipeline.in_flight) == 1  # 990 could go: not cut yet
+    feed(pipeline, *(rec("a", f"n{i}@x.com") for i in range(990, 1000)))
+    assert len(pipeline.in_flight) == 2 and sorted(sink.buffer) == sorted(f"m{i}@x.com" for i in range(10))
+    gates["a"].set()
+    pipeline.finish()
+    assert [len(emails) for *_, emails in sent] == [1000, 1000, 10]  # batches 1 and 2 may finish in any order
+    assert [f"n{i}@x.com" for i in range(1000)] in [emails for *_, emails in sent[:2]]

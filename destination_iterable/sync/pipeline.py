@@ -108,7 +108,7 @@ class Pipeline:
         seq = self.seq
         self.seq = seq + 1
         if sink.add(data, seq, size, now):
-            self.flush(sink)
+            self.flush(sink, when_full=True)
 
     def on_checkpoint(self, token: Any, stream: StreamKey | None) -> None:
         """Queue a checkpoint (a STATE) of one stream, or of all streams when `stream` is None.
@@ -151,7 +151,7 @@ class Pipeline:
             logger.warning(f"Input: {message} (skipped and counted as {reason}).")
 
     # ------------------------------------------------------------ batching
-    def flush(self, sink: StreamSink) -> None:
+    def flush(self, sink: StreamSink, when_full: bool = False) -> None:
         """Send what the sink has buffered (and, for a mirror, the same changes to its journal).
 
         Members that a batch of the same list still in flight touches stay buffered for the next batch, so
@@ -163,7 +163,7 @@ class Pipeline:
         held = sink.recent_members.held_back(sink.buffer.keys(), self.in_flight) if self.in_flight else None
         if held and 2 * len(held) > len(sink.buffer):
             held = None
-        for job in sink.take_jobs(held, time.monotonic()):
+        for job in sink.take_jobs(held, time.monotonic(), when_full):
             copy = None
             if journal is not None:
                 rows = [{k: v for k, v in row.items() if k in IDENTITY_KEYS} for row in job.rows]
@@ -355,16 +355,15 @@ class Pipeline:
     def _flush_last_batches(self) -> None:
         """Send every sink's last batch whole: one whose members a batch in flight still touches waits for it
         (a round trip at most) rather than going in pieces, which would cost requests."""
-        waiting = list(self.sinks.values())
+        waiting = [sink for sink in self.sinks.values() if sink.buffer]
         while waiting:
-            blocked = []
+            progress = False
             for sink in waiting:
-                if sink.buffer and self.in_flight and sink.recent_members.held_back(sink.buffer.keys(), self.in_flight):
-                    blocked.append(sink)
-                else:
+                if not (self.in_flight and sink.recent_members.held_back(sink.buffer.keys(), self.in_flight)):
                     self.flush(sink)
-            waiting = blocked
-            if waiting:
+                    progress = True
+            waiting = [sink for sink in waiting if sink.buffer]
+            if waiting and not progress:
                 self._wait_some()
 
     def conclude(self) -> None:

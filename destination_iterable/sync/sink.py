@@ -135,6 +135,7 @@ class StreamSink:
         self.recent_members = RecentMembers()  # the pipeline's record of which job touched which member
         self.state_mark = 0  # report.records_read at this stream's last STATE (for destinationStats)
         self.seqs: dict[str, int] = {}  # buffer key -> sequence number of the record that wrote it
+        self.held_count = 0  # buffered members held back at the last cut: the buffer may hold that many more
         self.rejected_seqs: list[int] = []  # records not delivered, not yet counted in an echoed STATE
         self.store: Any = None  # the rejected-record store (storage.RejectedRecordStore), when configured
 
@@ -195,37 +196,49 @@ class StreamSink:
         self.buffer[key] = entry  # a later change of a buffered member replaces it (order across batches: pipeline)
         self.seqs[key] = seq  # same key order as the buffer
         self.approx_bytes += size
-        return len(self.buffer) >= MAX_BATCH_ROWS or self.approx_bytes >= BATCH_BYTES_LIMIT
+        return len(self.buffer) >= MAX_BATCH_ROWS + self.held_count or self.approx_bytes >= BATCH_BYTES_LIMIT
 
-    def take_jobs(self, held: set[str] | None = None, now: float = 0.0) -> list[Job]:
-        """Turn the buffer into at most one add job and one remove job (disjoint members).
+    def take_jobs(self, held: set[str] | None = None, now: float = 0.0, when_full: bool = False) -> list[Job]:
+        """Cut the buffer into at most one add job and one remove job (disjoint members) of up to 1,000 rows.
 
-        Members in `held` (an earlier batch of this list that touches them is still in flight) stay buffered,
-        as the start of the next batch, so one member's changes reach Iterable in input order while the rest
-        of the batch goes now.
+        Members in `held` (an earlier batch of this list that touches them is still in flight) stay buffered for
+        a later batch, so one member's changes reach Iterable in input order while the rest goes now. For a cut
+        because the buffer is full (`when_full`), the buffer first grows by the held members, so that batches
+        stay full: nothing is cut until 1,000 rows can go (or the byte bound is reached).
         """
         buffer, seqs = self.buffer, self.seqs
-        kept: dict[str, dict[str, Any] | tuple[str, dict[str, Any]]] = {}
-        kept_seqs: dict[str, int] = {}
-        if held:
-            if len(held) >= len(buffer):
-                return []
-            for key in held:
-                kept[key] = buffer.pop(key)
-                kept_seqs[key] = seqs.pop(key)
         if not buffer:
             return []
-        first_seq = min(seqs.values()) if kept else self.first_seq
+        if not held and len(buffer) <= MAX_BATCH_ROWS:  # the usual case: the whole buffer goes
+            taken, taken_seqs = buffer, seqs
+            kept: dict[str, dict[str, Any] | tuple[str, dict[str, Any]]] = {}
+            kept_seqs: dict[str, int] = {}
+            first_seq = self.first_seq
+        else:
+            held = held or set()
+            room = len(buffer) - len(held)
+            if room <= 0 or (when_full and room < MAX_BATCH_ROWS and self.approx_bytes < BATCH_BYTES_LIMIT):
+                self.held_count = len(held)  # add() reports full again once the held members are extra
+                return []
+            taken, kept = {}, {}
+            for key, entry in buffer.items():
+                if key in held or len(taken) >= MAX_BATCH_ROWS:
+                    kept[key] = entry
+                else:
+                    taken[key] = entry
+            taken_seqs = {key: seqs[key] for key in taken}
+            kept_seqs = {key: seqs[key] for key in kept}
+            first_seq = min(taken_seqs.values())
         jobs = []
         if not self._removes:  # adds only (the usual case): no per-row sorting
-            jobs.append(Job(self, ADD, list(buffer.values()), list(buffer), first_seq,  # type: ignore[arg-type]
-                            seqs=list(seqs.values())))
+            jobs.append(Job(self, ADD, list(taken.values()), list(taken), first_seq,  # type: ignore[arg-type]
+                            seqs=list(taken_seqs.values())))
         else:
             adds: list[dict[str, Any]] = []
             add_keys: list[str] = []
             removes: list[dict[str, Any]] = []
             remove_keys: list[str] = []
-            for key, entry in buffer.items():
+            for key, entry in taken.items():
                 if type(entry) is dict:
                     adds.append(entry)
                     add_keys.append(key)
@@ -234,14 +247,15 @@ class StreamSink:
                     remove_keys.append(key)
             if removes:
                 jobs.append(Job(self, REMOVE, removes, remove_keys, first_seq,
-                                seqs=[seqs[k] for k in remove_keys]))
+                                seqs=[taken_seqs[k] for k in remove_keys]))
             if adds:
-                jobs.append(Job(self, ADD, adds, add_keys, first_seq, seqs=[seqs[k] for k in add_keys]))
-        self.approx_bytes = self.approx_bytes * len(kept) // (len(kept) + len(buffer))
+                jobs.append(Job(self, ADD, adds, add_keys, first_seq, seqs=[taken_seqs[k] for k in add_keys]))
+        self.approx_bytes = self.approx_bytes * len(kept) // len(buffer)
         self.buffer, self.seqs = kept, kept_seqs
-        self._removes = sum(1 for entry in kept.values() if type(entry) is not dict)
+        self.held_count = len(held) if held else 0
+        self._removes = sum(1 for entry in kept.values() if type(entry) is not dict) if kept else 0
         self.first_seq = min(kept_seqs.values()) if kept else -1
-        self.first_time = now  # the held members start the next batch (its age counts from this cut)
+        self.first_time = now  # what stays starts the next batch (its age counts from this cut)
         return jobs
 
     def apply(self, job: Job) -> None:
