@@ -151,16 +151,19 @@ class Pipeline:
             logger.warning(f"Input: {message} (skipped and counted as {reason}).")
 
     # ------------------------------------------------------------ batching
-    def flush(self, sink: StreamSink, when_full: bool = False) -> None:
+    def flush(self, sink: StreamSink, when_full: bool = False, whole: bool = False) -> bool:
         """Send what the sink has buffered (and, for a mirror, the same changes to its journal).
 
         Members that a batch of the same list still in flight touches stay buffered for the next batch, so
         their changes keep input order without holding back the rest. When they are most of the buffer (the
         same members changing again and again), the whole batch goes and waits in `submit` instead, so the
-        buffer never stays full.
+        buffer never stays full. `whole` (the last batches): send nothing while any member is held, rather
+        than the batch in pieces. Returns False when it sent nothing for that reason.
         """
         journal = self.journals.get(sink.spec.key) if self.journals else None
         held = sink.recent_members.held_back(sink.buffer.keys(), self.in_flight) if self.in_flight else None
+        if held and whole:
+            return False
         if held and 2 * len(held) > len(sink.buffer):
             held = None
         for job in sink.take_jobs(held, time.monotonic(), when_full):
@@ -171,6 +174,7 @@ class Pipeline:
             self.submit(job)
             if copy is not None:
                 self.submit(copy)
+        return True
 
     def submit(self, job: Job) -> None:
         """Queue a job; it starts once no earlier unfinished job of the same list touches the same members.
@@ -357,13 +361,9 @@ class Pipeline:
         (a round trip at most) rather than going in pieces, which would cost requests."""
         waiting = [sink for sink in self.sinks.values() if sink.buffer]
         while waiting:
-            progress = False
-            for sink in waiting:
-                if not (self.in_flight and sink.recent_members.held_back(sink.buffer.keys(), self.in_flight)):
-                    self.flush(sink)
-                    progress = True
+            progress = [self.flush(sink, whole=True) for sink in waiting]
             waiting = [sink for sink in waiting if sink.buffer]
-            if waiting and not progress:
+            if waiting and not any(progress):
                 self._wait_some()
 
     def conclude(self) -> None:
