@@ -194,8 +194,9 @@ class IterableClient:
             resp.close()
 
     def list_size(self, list_id: int) -> int:
-        """Member count of a list (5 requests/min per project)."""
-        resp = self._call("GET", f"/api/lists/{int(list_id)}/size", slow=True, what=f"sizing list {list_id}")
+        """Member count of a list (5 requests/min per project): one attempt, no retries, since it only informs."""
+        resp = self._call("GET", f"/api/lists/{int(list_id)}/size", slow=True, retry=False,
+                          what=f"sizing list {list_id}")
         return int(resp.text.strip().strip('"') or 0)
 
     def probe_write_access(self) -> None:

@@ -74,9 +74,11 @@ class RateEstimator:
     P_S = 3.0  # convex probe past the reference: +0.5 % after 0.5 s, +3.8 % after 1 s, +35 % after 2 s
     GROWTH_PER_RTT = 0.05  # at most +5 % per round trip: a probe that crosses the limit overshoots by
     # ~5 % of a round trip's requests before the 429 is back (20 %/s at 250 ms: 5 -> 20/s in ~7 s)
-    START_DOUBLING_S = 0.65  # start-up doubles every this many seconds or round trip, whichever is
-    # longer: the first 429 is back before the rate doubles again, and senders that start together
-    # ramp alike (not at the pace of each one's first, noisy latency samples)
+    START_DOUBLING_S = 2.0  # start-up doubles every this many seconds or round trip, whichever is
+    # longer. A token bucket's burst hides its limit until the start-up has drained it; at this pace the
+    # rate is ~2x the limit by then (3.2x at 0.65 s), so fewer requests are in flight to be refused when
+    # the first 429 comes back. Fixed, not tied to each sender's first noisy latency samples, so senders
+    # that start together ramp alike
     # pacing
     PACE_CREDIT = 0.25  # share of an interval a late sender may catch up (thread wake-up jitter)
     BUSY_SLACK = 0.25  # a send later than this share of an interval after the last is off schedule
@@ -87,7 +89,7 @@ class RateEstimator:
     def __init__(
         self,
         *,
-        initial_rps: float = 5.0,  # reaches 20/s in ~1.3 s; a lower limit costs a few 429s once
+        initial_rps: float = 10.0,  # reaches 20/s in 2 s; a lower limit costs a few 429s once
         min_rps: float = 0.2,  # the floor: one probe every 5 s keeps an exhausted quota in sight
         max_rps: float | None = None,
         max_in_flight: int = 32,
@@ -131,12 +133,11 @@ class RateEstimator:
 
     def on_sent(self, now: float) -> _Token:
         """Record a request start; returns the token to hand back with its result."""
-        self._grow(now)
-        interval = 1.0 / self._target
         # A sender a little late may catch up (thread wake-up jitter); later than that, the schedule
         # restarts from now, so there is no burst after idle time. Never closer than the user's cap.
-        late = now - self._slot
-        self._slot = (self._slot if late <= self.PACE_CREDIT * interval else now) + interval
+        on_time = now - self._slot <= self.PACE_CREDIT / self._target
+        self._grow(now)
+        self._slot = (self._slot if on_time else now) + 1.0 / self._target
         if self._max < math.inf:
             self._slot = max(self._slot, now + 1.0 / self._max)
         return _Token(self._epoch, self._target)
@@ -239,7 +240,7 @@ class AdaptiveRateController:
     def __init__(
         self,
         *,
-        initial_rps: float = 5.0,
+        initial_rps: float = 10.0,
         min_rps: float = 0.2,
         max_rps: float | None = None,
         max_in_flight: int = 32,

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,9 @@ class Pipeline:
         self.valve = mirror_max_removal_percent
         self.prefer_user_id = prefer_user_id
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iterable-send")
+        self._size_reads: dict[StreamKey, Future[int | None]] = {}
+        self._size_pool: ThreadPoolExecutor | None = None
+        self._read_sizes_before()
         self.done: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self.in_flight: dict[int, Job] = {}  # queued, parked or running
         self.parked: dict[int, tuple[Job, set[int]]] = {}  # waiting for earlier jobs touching the same members
@@ -367,7 +370,8 @@ class Pipeline:
                 self._wait_some()
 
     def conclude(self) -> None:
-        """Read list sizes, log the summary, and fail for any stream that could not finish (e.g. the valve)."""
+        """Log the summary (with the list sizes read at the start), and fail for any stream that could not finish
+        (e.g. the valve)."""
         self._drop_journals()
         self._sizes()
         self.close()
@@ -471,16 +475,30 @@ class Pipeline:
             logger.error(f"Rejected records could not be stored ({exc.message}).")
             self.stream_errors.append(exc)
 
+    def _read_sizes_before(self) -> None:
+        """Start reading the size of each reused list before this sync changes it (a new list has 0 members).
+
+        The reads run beside the sync, so they cost it no time, and they are read before any write:
+        Iterable applies list changes asynchronously, so a size read right after the last write would not
+        reliably include them. At most MAX_SIZE_LOOKUPS lists, one attempt each.
+        """
+        reused = []
+        for sink in self.sinks.values():
+            if sink.handle.created:
+                sink.report.size_before = 0
+            elif sink.handle.list_id is not None:
+                reused.append(sink)
+        reused = reused[:MAX_SIZE_LOOKUPS]
+        if self.client is None or not reused:
+            return
+        self._size_pool = ThreadPoolExecutor(max_workers=len(reused), thread_name_prefix="iterable-size")
+        for sink in reused:
+            self._size_reads[sink.spec.key] = self._size_pool.submit(self._size_of, sink)
+
     def _sizes(self) -> None:
-        """Read the lists' sizes for the summary, all at once (one round trip, not one per list)."""
-        if self.dry_run or self.client is None:
-            return
-        sinks = [s for s in self.sinks.values() if s.handle.list_id is not None][:MAX_SIZE_LOOKUPS]
-        if not sinks:
-            return
-        with ThreadPoolExecutor(max_workers=len(sinks)) as pool:
-            for sink, size in zip(sinks, pool.map(self._size_of, sinks), strict=True):
-                sink.report.size_after = size
+        """Put the sizes read at the start into the reports (the reads are long done by now)."""
+        for key, future in self._size_reads.items():
+            self.sinks[key].report.size_before = future.result()
 
     def _size_of(self, sink: StreamSink) -> int | None:
         assert self.client is not None and sink.handle.list_id is not None
@@ -511,6 +529,8 @@ class Pipeline:
     def close(self) -> None:
         """Stop the worker threads (idempotent)."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._size_pool is not None:
+            self._size_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def stopped_error() -> TransientError:

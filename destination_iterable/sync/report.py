@@ -48,7 +48,7 @@ class ListReport:
     remove_rejected: Counter = field(default_factory=Counter)
     removals_refused: int = 0
     mirror: str = "off"
-    size_after: int | None = None
+    size_before: int | None = None  # members before this sync (read at its start; 0 for a new list)
     _samples: Counter = field(default_factory=Counter, repr=False)
 
     def skip(self, reason: str) -> None:
@@ -97,7 +97,7 @@ class ListReport:
             "remove_rows_sent": self.remove_rows_sent, "removed_by_delete": self.removed_by_delete,
             "removed_by_mirror": self.removed_by_mirror, "remove_not_member": self.remove_not_member,
             "remove_rejected": dict(self.remove_rejected), "removals_refused": self.removals_refused,
-            "mirror": self.mirror, "size_after": self.size_after,
+            "mirror": self.mirror, "size_before": self.size_before,
         }
 
     def summary_line(self) -> str:
@@ -106,7 +106,8 @@ class ListReport:
             return ", ".join(f"{k}={v}" for k, v in sorted(counter.items())) or "none"
 
         if self.dry_run:
-            target = "would be CREATED" if self.created else f"reused, id {self.list_id}"
+            target = "would be CREATED" if self.created else f"reused, id {self.list_id}" + (
+                f", {self.size_before} members now" if self.size_before is not None else "")
             return (f"List '{self.list_name}' ({target}, mode {self.mode}): read {self.records_read}, would add "
                     f"{self.add_rows_sent}, would remove {self.removed_by_mirror} by mirror and send "
                     f"{self.removed_by_delete} delete(s), would skip {sum(self.skipped.values())} "
@@ -118,7 +119,7 @@ class ListReport:
                 f"rejected by Iterable {sum(self.rejected.values())} ({fmt(self.rejected)}), removed "
                 f"{self.removed_by_delete + self.removed_by_mirror} (deletes {self.removed_by_delete}, mirror "
                 f"{self.removed_by_mirror}), removals refused {self.removals_refused}, mirror {self.mirror}"
-                + (f", size now {self.size_after}" if self.size_after is not None else ""))
+                + (f", size before the sync {self.size_before}" if self.size_before is not None else ""))
 
 
 class Progress:

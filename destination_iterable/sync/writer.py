@@ -174,7 +174,7 @@ class SyncWriter:
         self.pipeline.finish()
 
     def conclude(self) -> None:
-        """Read list sizes, log the summary, fail for any stream that could not finish."""
+        """Log the summary, fail for any stream that could not finish."""
         self.pipeline.conclude()
 
     def interrupted(self) -> TransientError:
