@@ -8,8 +8,8 @@ and 250 +/- 150 ms of latency (``latency_ms=100``, ``latency_jitter_ms=300``, un
 the limiter sees the request, as in ``unit_tests/rate_sim.py``), then runs ``python main.py write`` on a
 cached input from ``bench/inputs.py``, one process per sync, with the settings of ``bench/throughput.py``.
 The connector is never told the limit. The moving-limit case changes the limit live through
-``POST /_sandbox/config`` while the sync runs. The sandbox's ``/size`` limit (5/min) is switched off: the
-end-of-sync size reads of 8 or 16 lists would otherwise wait up to a minute, which is not subscribe rate.
+``POST /_sandbox/config`` while the sync runs. Every list is new, so the connector reads no list sizes
+(it reads them only for reused lists, at the start).
 
 Measured per case:
 
@@ -154,8 +154,7 @@ def ideal_seconds(requests: int, schedule: tuple[tuple[float, float], ...], offs
 
 def sandbox_knobs(case: Case, before_share: float) -> dict[str, Any]:
     """The sandbox config of a case at its start."""
-    knobs: dict[str, Any] = {**LATENCY, "latency_before_share": before_share, "subscribe_limiter": case.limiter,
-                             "size_per_minute": 0}
+    knobs: dict[str, Any] = {**LATENCY, "latency_before_share": before_share, "subscribe_limiter": case.limiter}
     if case.limiter == "per_minute":
         knobs["subscribe_per_minute"] = round(case.schedule[0][1] * 60)
     else:

@@ -40,6 +40,8 @@ def test_records_become_members_and_states_echo_in_order_with_id_and_counts(sand
     assert sandbox.client.member_emails(list_id(sandbox, "news")) == {"reader@example.org"}
     summary = result.list_summary("vip")
     assert summary["records_read"] == 2300 and summary["added"] == 2300 and summary["list_action"] == "created"
+    assert summary["size_before"] == 0, "a new list is empty before the sync"
+    assert "/api/lists/{id}/size" not in sandbox.client.stats()["requests"], "a new list's size is never read"
 
 
 def test_second_run_reuses_lists_and_never_duplicates(sandbox):
@@ -48,6 +50,7 @@ def test_second_run_reuses_lists_and_never_duplicates(sandbox):
     second = run_cli("write", config, catalog, [record("vip", {"email": "b@example.com"})])
     assert first.returncode == 0 and second.returncode == 0
     assert second.list_summary("vip")["list_action"] == "reused"
+    assert second.list_summary("vip")["size_before"] == 1, "a reused list's size is read before the sync writes"
     assert sandbox.client.member_emails(list_id(sandbox, "vip")) == {"a@example.com", "b@example.com"}
 
 
