@@ -12,6 +12,8 @@ from integration_tests.harness import (
     stream_state,
 )
 
+SIZE_ROUTE = "GET /api/lists/{id}/size"  # the sandbox's request counter of list size reads
+
 
 def list_id(sandbox, name: str) -> int:
     found = sandbox.client.list_by_name(name)
@@ -41,7 +43,7 @@ def test_records_become_members_and_states_echo_in_order_with_id_and_counts(sand
     summary = result.list_summary("vip")
     assert summary["records_read"] == 2300 and summary["added"] == 2300 and summary["list_action"] == "created"
     assert summary["size_before"] == 0, "a new list is empty before the sync"
-    assert "/api/lists/{id}/size" not in sandbox.client.stats()["requests"], "a new list's size is never read"
+    assert SIZE_ROUTE not in sandbox.client.stats()["requests"], "a new list's size is never read"
 
 
 def test_second_run_reuses_lists_and_never_duplicates(sandbox):
@@ -51,6 +53,7 @@ def test_second_run_reuses_lists_and_never_duplicates(sandbox):
     assert first.returncode == 0 and second.returncode == 0
     assert second.list_summary("vip")["list_action"] == "reused"
     assert second.list_summary("vip")["size_before"] == 1, "a reused list's size is read before the sync writes"
+    assert sandbox.client.stats()["requests"][SIZE_ROUTE] == {"200": 1}, "one size read, for the reused list"
     assert sandbox.client.member_emails(list_id(sandbox, "vip")) == {"a@example.com", "b@example.com"}
 
 

@@ -195,8 +195,7 @@ class IterableClient:
 
     def list_size(self, list_id: int) -> int:
         """Member count of a list (5 requests/min per project): one attempt, no retries, since it only informs."""
-        resp = self._call("GET", f"/api/lists/{int(list_id)}/size", slow=True, retry=False,
-                          what=f"sizing list {list_id}")
+        resp = self._call("GET", f"/api/lists/{int(list_id)}/size", retry=False, what=f"sizing list {list_id}")
         return int(resp.text.strip().strip('"') or 0)
 
     def probe_write_access(self) -> None:

@@ -68,7 +68,6 @@ class Pipeline:
         self.prefer_user_id = prefer_user_id
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iterable-send")
         self._size_reads: dict[StreamKey, Future[int | None]] = {}
-        self._size_pool: ThreadPoolExecutor | None = None
         self._read_sizes_before()
         self.done: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self.in_flight: dict[int, Job] = {}  # queued, parked or running
@@ -373,7 +372,7 @@ class Pipeline:
         """Log the summary (with the list sizes read at the start), and fail for any stream that could not finish
         (e.g. the valve)."""
         self._drop_journals()
-        self._sizes()
+        self._collect_sizes()
         self.close()
         self._close_store()
         self._summary()
@@ -488,14 +487,12 @@ class Pipeline:
                 sink.report.size_before = 0
             elif sink.handle.list_id is not None:
                 reused.append(sink)
-        reused = reused[:MAX_SIZE_LOOKUPS]
-        if self.client is None or not reused:
+        if self.client is None:
             return
-        self._size_pool = ThreadPoolExecutor(max_workers=len(reused), thread_name_prefix="iterable-size")
-        for sink in reused:
-            self._size_reads[sink.spec.key] = self._size_pool.submit(self._size_of, sink)
+        for sink in reused[:MAX_SIZE_LOOKUPS]:  # on the send pool: its threads are idle until the first batch
+            self._size_reads[sink.spec.key] = self.executor.submit(self._size_of, sink)
 
-    def _sizes(self) -> None:
+    def _collect_sizes(self) -> None:
         """Put the sizes read at the start into the reports (the reads are long done by now)."""
         for key, future in self._size_reads.items():
             self.sinks[key].report.size_before = future.result()
@@ -529,8 +526,6 @@ class Pipeline:
     def close(self) -> None:
         """Stop the worker threads (idempotent)."""
         self.executor.shutdown(wait=False, cancel_futures=True)
-        if self._size_pool is not None:
-            self._size_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def stopped_error() -> TransientError:
