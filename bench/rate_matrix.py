@@ -23,6 +23,10 @@ Measured per case:
   ``requests / (quota / 60)``);
 * **efficiency** = ideal / wall; **429 share** = 429 answers / subscribe requests (sandbox stats);
 * **fairness** = slowest sync's wall / fastest's, each from its own end of start-up (several syncs only);
+* **paced** (shown beside, not judged): from the first subscribe request sent to the last answer, as the
+  controller records them (``DESTINATION_ITERABLE_METRICS_FILE``), and the efficiency over that window. It
+  leaves out what no rate control can shorten: the lists' look-up and creation before the first request
+  (two round trips), the reading of the first batch and the process exit;
 * the membership check of ``bench/throughput.py``: every list holds exactly its stream's valid unique
   members.
 
@@ -125,6 +129,8 @@ class Result:
     efficiency: float = 0.0
     all_in_wall_s: float = 0.0  # from starting the process(es) to the last exit
     all_in_efficiency: float = 0.0  # the limit's ideal time from the same start / all-in wall
+    paced_s: float = 0.0  # from the first subscribe request sent to the last answer (any sync)
+    paced_efficiency: float = 0.0  # the limit's ideal time from the first request / paced_s
     share_429: float = 0.0
     wall_ratio: float = 0.0
     fairness: float | None = None
@@ -220,6 +226,19 @@ def run_sync(command: list[str], *, stdin_path: str, out_path: Path, err_path: P
     return sync
 
 
+def paced_window(workdir: Path, syncs: int) -> tuple[float, float] | None:
+    """First subscribe request sent and last answer of all syncs (monotonic), from their metrics files: the time
+    the rate limit governs, without the lists' look-up and creation before it or the exit after it."""
+    windows = []
+    for index in range(syncs):
+        path = workdir / f"metrics{index}.json"
+        first, last = orjson.loads(path.read_bytes()).get("paced", [None, None]) if path.exists() else (None, None)
+        if first is None or last is None:
+            return None
+        windows.append((first, last))
+    return min(w[0] for w in windows), max(w[1] for w in windows)
+
+
 def run_case(case: Case, scale: float, args: argparse.Namespace, charts: Path | None) -> Result:
     """Run one case end to end and judge it against its targets."""
     records = max(1000, round(case.records * scale))
@@ -286,6 +305,11 @@ def run_case(case: Case, scale: float, args: argparse.Namespace, charts: Path | 
     result.wall_ratio = result.wall_s / result.ideal_s if result.ideal_s else math.inf
     if case.syncs > 1:
         result.fairness = max(r.sending for r in runs) / min(r.sending for r in runs)
+    paced = paced_window(workdir, case.syncs)
+    if paced is not None:
+        result.paced_s = paced[1] - paced[0]
+        paced_ideal = ideal_seconds(result.requests, case.schedule, offset=paced[0] - start)
+        result.paced_efficiency = paced_ideal / result.paced_s if result.paced_s else 0.0
 
     # Correctness, as bench/throughput.py checks it
     result.membership_ok = True
@@ -342,7 +366,7 @@ def draw(path: Path, case: Case, result: Result, timeline: dict[str, Any], runs:
 
 # --------------------------------------------------------------------------- output
 HEADER = ("case", "limit", "records", "requests", "ideal s", "wall s", "efficiency", "429 share", "wall/ideal",
-          "fairness", "start-up s", "all-in wall s", "all-in efficiency", "target met")
+          "fairness", "start-up s", "all-in wall s", "all-in efficiency", "paced s", "paced efficiency", "target met")
 
 
 def table(results: list[Result]) -> str:
@@ -353,8 +377,8 @@ def table(results: list[Result]) -> str:
         rows.append((r.case, r.limit, records, f"{r.requests:,}", f"{r.ideal_s:.1f}", f"{r.wall_s:.1f}",
                      f"{r.efficiency:.3f}", f"{100 * r.share_429:.2f}%", f"{r.wall_ratio:.3f}",
                      f"{r.fairness:.2f}" if r.fairness is not None else "-", f"{r.startup_s:.1f}",
-                     f"{r.all_in_wall_s:.1f}", f"{r.all_in_efficiency:.3f}",
-                     "yes" if r.met else f"no ({', '.join(r.missed)})"))
+                     f"{r.all_in_wall_s:.1f}", f"{r.all_in_efficiency:.3f}", f"{r.paced_s:.1f}",
+                     f"{r.paced_efficiency:.3f}", "yes" if r.met else f"no ({', '.join(r.missed)})"))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
@@ -418,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(f"  wall {result.wall_s:.1f} s (syncs {result.sync_walls_s}), ideal {result.ideal_s:.1f} s, "
               f"efficiency {result.efficiency:.3f} (all-in {result.all_in_efficiency:.3f}, start-up "
-              f"{result.startup_s:.1f} s), 429 {result.rate_limited} of {result.sent}, membership "
+              f"{result.startup_s:.1f} s; paced {result.paced_s:.1f} s, {result.paced_efficiency:.3f}), "
+              f"429 {result.rate_limited} of {result.sent}, membership "
               f"{'OK' if result.membership_ok else 'FAILED'}" + "".join(f"\n  {e}" for e in result.errors),
               flush=True)
     print()

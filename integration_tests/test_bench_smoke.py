@@ -71,5 +71,7 @@ def test_rate_matrix_prints_its_table(tmp_path: Path) -> None:
     assert row.endswith("| yes |")  # 3 requests fit in the first minute's quota of 180
     [result] = json.loads(out.read_text())
     assert result["membership_ok"] and result["met"] and result["records"] == 3000 and result["requests"] >= 3
+    # The paced window (first request to last answer) lies inside the wall after start-up, after the lists' set-up.
+    assert 0 < result["paced_s"] < result["wall_s"] and result["paced_efficiency"] > 0
     if charts[0] == "--charts":
         assert (tmp_path / "rate-per-minute.png").stat().st_size > 0

@@ -379,6 +379,7 @@ def test_controller_paces_with_an_injected_clock():
     assert snap["sent"] == 10 and snap["ok"] == 10 and snap["in_flight"] == 0
     assert snap["target_rps"] == 5.0 and snap["rate_limited"] == snap["errors"] == 0
     assert set(snap) >= {"target_rps", "in_flight", "in_flight_limit", "sent", "ok", "rate_limited", "errors"}
+    assert ctl.first_sent == starts[0] and ctl.last_answered == starts[-1] + 0.02  # the paced window (benchmarks)
 
 
 def test_controller_stops_and_rejects_double_release():

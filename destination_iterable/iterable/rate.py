@@ -259,6 +259,8 @@ class AdaptiveRateController:
         self._in_flight = 0
         self._counts = {"sent": 0, OK: 0, RATE_LIMITED: 0, ERROR: 0}
         self.timeline: list[tuple[float, float]] = []
+        self.first_sent: float | None = None  # clock time of the first request (benchmarks: the paced window)
+        self.last_answered: float | None = None  # clock time of the last answer
         self._record(self._clock())
 
     def acquire(self, stop: threading.Event | None = None) -> Permit:
@@ -290,6 +292,8 @@ class AdaptiveRateController:
                     token = self._est.on_sent(now)
                     self._in_flight += 1
                     self._counts["sent"] += 1
+                    if self.first_sent is None:
+                        self.first_sent = now
                     self._record(now)
                     if self._pacer is None or self._pacer is me:
                         self._pacer = None
@@ -323,6 +327,7 @@ class AdaptiveRateController:
             self._in_flight -= 1
             self._est.on_result(now, permit.token, outcome, now - permit.started)
             self._counts[outcome] += 1
+            self.last_answered = now
             self._record(now)
             self._cond.notify_all()
 

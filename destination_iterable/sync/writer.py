@@ -202,7 +202,8 @@ def _dump_metrics(client: IterableClient) -> None:
         return
     import orjson
 
-    payload = {"timeline": list(client.controller.timeline), "snapshot": client.controller.snapshot(),
-               "client": dict(client.stats)}
+    controller = client.controller
+    payload = {"timeline": list(controller.timeline), "snapshot": controller.snapshot(), "client": dict(client.stats),
+               "paced": [controller.first_sent, controller.last_answered]}
     with open(path, "wb") as handle:
         handle.write(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
