@@ -437,6 +437,8 @@ MODELS: list[tuple[str, dict]] = [  # (name, Scenario arguments) for docs/rate-c
     ("token bucket 5/s, 300 req", {"limiter": lambda: _B([(0, 5)]), "requests": 300}),
     ("2 senders, token bucket 20/s, 400 req each", {"limiter": lambda: _B([(0, 20)]), "requests": 400, "senders": 2}),
     ("4 senders, token bucket 20/s, 400 req each", {"limiter": lambda: _B([(0, 20)]), "requests": 400, "senders": 4}),
+    ("4 senders 0.4 s apart, token bucket 20/s, 400 req each",  # as the bench's processes start up
+     {"limiter": lambda: _B([(0, 20)]), "requests": 400, "senders": 4, "start_gap": 0.4}),
     ("2 senders, sliding window 20/s, 400 req each", {"limiter": lambda: _S([(0, 20)]), "requests": 400, "senders": 2}),
     ("token bucket 20 -> 5 (8-40 s) -> 20, 1,000 req", {"limiter": lambda: _B(_SCHEDULE), "requests": 1000}),
     ("fixed window 20 -> 5 (8-40 s) -> 20, 1,000 req", {"limiter": lambda: _F(_SCHEDULE), "requests": 1000}),
