@@ -1,6 +1,6 @@
 """Airbyte destination that keeps Iterable static lists in sync with audience segments."""
 
-__version__ = "0.2.2"
+__version__ = "0.2.3"
 
 from destination_iterable.airbyte.destination import DestinationIterable  # noqa: E402 - needs __version__ first
 

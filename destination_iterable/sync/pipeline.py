@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +216,9 @@ class Pipeline:
             raise Interrupted
 
     def _run(self, job: Job) -> None:
+        size_read = self._size_reads.get(job.sink.spec.key)
+        if size_read is not None:  # the list's size "before the sync" is answered before its first write
+            wait((size_read,))  # started before any job on this FIFO pool, so it is running or done
         job.run()
         self.done.put(job)
 
@@ -477,9 +480,11 @@ class Pipeline:
     def _read_sizes_before(self) -> None:
         """Start reading the size of each reused list before this sync changes it (a new list has 0 members).
 
-        The reads run beside the sync, so they cost it no time, and they are read before any write:
-        Iterable applies list changes asynchronously, so a size read right after the last write would not
-        reliably include them. At most MAX_SIZE_LOOKUPS lists, one attempt each.
+        The reads run beside the sync while the first batches are read, and a list's first write waits for
+        its size answer (`_run`), so the size is the one before the sync: at most one round trip for a
+        reused list's first batch, none for the others. (Iterable applies list changes asynchronously, so a
+        size read after the last write would not reliably include them.) At most MAX_SIZE_LOOKUPS lists,
+        one attempt each.
         """
         reused = []
         for sink in self.sinks.values():

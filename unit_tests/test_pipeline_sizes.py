@@ -1,0 +1,45 @@
+"""A reused list's size in the summary is the one before the sync: its first write waits for the size answer."""
+
+import threading
+import time
+from types import SimpleNamespace
+
+from destination_iterable.sync.pipeline import Pipeline
+from unit_tests.test_pipeline_states import GatedSink, feed, rec, settle
+
+
+class SlowSizeClient:
+    """Only what the pipeline asks of a client here; `list_size` answers when the test opens its gate."""
+
+    def __init__(self, log: list) -> None:
+        self.gate = threading.Event()
+        self.log = log
+        self.stats = {"requests": 0}
+        self.controller = SimpleNamespace(in_flight_limit=8, snapshot=lambda: {"target_rps": 10.0})
+
+    def list_size(self, list_id: int) -> int:
+        self.gate.wait(5)
+        self.log.append(("size", list_id))
+        return 4
+
+
+def test_the_first_write_to_a_reused_list_waits_for_its_size():
+    log: list = []
+    client = SlowSizeClient(log)
+    sink = GatedSink("a", {"a": threading.Event()}, log)  # a reused list (id 1, not created by this sync)
+    sink.gates["a"].set()  # its requests would go out at once
+    pipeline = Pipeline([sink], client=client, emit=lambda *args: None, stop=threading.Event(),
+                        term=threading.Event(), dry_run=False, max_age=3600, progress_interval=3600,
+                        mirror_max_removal_percent=50, prefer_user_id=False, workers=4)
+    try:
+        feed(pipeline, rec("a", "a1@x.com"))
+        pipeline.flush(sink)
+        time.sleep(0.2)
+        pipeline.poll(time.monotonic())
+        assert log == [], "the batch went out before the list's size was read"
+        client.gate.set()
+        settle(pipeline, lambda: len(log) == 2)
+        assert log == [("size", 1), ("a", "add", ["a1@x.com"])]
+    finally:
+        client.gate.set()
+        pipeline.close()
