@@ -28,6 +28,7 @@ logger = logging.getLogger("airbyte")
 
 StreamKey = tuple[Any, Any]
 MAX_SIZE_LOOKUPS = 5  # GET /lists/{id}/size allows 5 requests a minute per project
+SIZE_WAIT_SECONDS = 5.0  # a reused list's first write waits at most this long for its size (one round trip)
 WAIT_SLICE = 0.5
 PENDING_RESERVE = 8  # jobs queued beyond those the rate controller lets run at once
 IDENTITY_KEYS = ("email", "userId")
@@ -68,6 +69,7 @@ class Pipeline:
         self.prefer_user_id = prefer_user_id
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iterable-send")
         self._size_reads: dict[StreamKey, Future[int | None]] = {}
+        self._late_sizes: set[StreamKey] = set()  # lists written before their size answer came (size unknown)
         self._read_sizes_before()
         self.done: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self.in_flight: dict[int, Job] = {}  # queued, parked or running
@@ -216,9 +218,12 @@ class Pipeline:
             raise Interrupted
 
     def _run(self, job: Job) -> None:
-        size_read = self._size_reads.get(job.sink.spec.key)
-        if size_read is not None:  # the list's size "before the sync" is answered before its first write
-            wait((size_read,))  # started before any job on this FIFO pool, so it is running or done
+        key = job.sink.spec.key
+        size_read = self._size_reads.get(key)
+        # The list's size "before the sync" is answered before its first write. The read was started before
+        # any job on this FIFO pool, so it is running or done; a slow answer no longer counts.
+        if size_read is not None and not wait((size_read,), timeout=SIZE_WAIT_SECONDS).done:
+            self._late_sizes.add(key)
         job.run()
         self.done.put(job)
 
@@ -481,10 +486,10 @@ class Pipeline:
         """Start reading the size of each reused list before this sync changes it (a new list has 0 members).
 
         The reads run beside the sync while the first batches are read, and a list's first write waits for
-        its size answer (`_run`), so the size is the one before the sync: at most one round trip for a
-        reused list's first batch, none for the others. (Iterable applies list changes asynchronously, so a
-        size read after the last write would not reliably include them.) At most MAX_SIZE_LOOKUPS lists,
-        one attempt each.
+        its size answer (`_run`, at most SIZE_WAIT_SECONDS; a later answer is not reported), so the size is
+        the one before the sync: about one round trip for a reused list's first batch, none for the others.
+        (Iterable applies list changes asynchronously, so a size read after the last write would not
+        reliably include them.) At most MAX_SIZE_LOOKUPS lists, one attempt each.
         """
         reused = []
         for sink in self.sinks.values():
@@ -500,7 +505,9 @@ class Pipeline:
     def _collect_sizes(self) -> None:
         """Put the sizes read at the start into the reports (the reads are long done by now)."""
         for key, future in self._size_reads.items():
-            self.sinks[key].report.size_before = future.result()
+            if key in self._late_sizes:
+                logger.info(f"List size of {self.sinks[key].handle.label} not read before the sync's first write.")
+            self.sinks[key].report.size_before = None if key in self._late_sizes else future.result()
 
     def _size_of(self, sink: StreamSink) -> int | None:
         assert self.client is not None and sink.handle.list_id is not None
