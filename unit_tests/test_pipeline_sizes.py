@@ -4,8 +4,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from destination_iterable.sync.pipeline import Pipeline
-from unit_tests.test_pipeline_states import GatedSink, feed, rec, settle
+from unit_tests.test_pipeline_states import feed, make, rec, settle
 
 
 class SlowSizeClient:
@@ -23,17 +22,21 @@ class SlowSizeClient:
         return 4
 
 
-def test_the_first_write_to_a_reused_list_waits_for_its_size():
+def send_one_batch():
+    """A pipeline over one reused list whose requests would go out at once, with one batch flushed; the size
+    read and the requests log to the same list."""
     log: list = []
     client = SlowSizeClient(log)
-    sink = GatedSink("a", {"a": threading.Event()}, log)  # a reused list (id 1, not created by this sync)
-    sink.gates["a"].set()  # its requests would go out at once
-    pipeline = Pipeline([sink], client=client, emit=lambda *args: None, stop=threading.Event(),
-                        term=threading.Event(), dry_run=False, max_age=3600, progress_interval=3600,
-                        mirror_max_removal_percent=50, prefer_user_id=False, workers=4)
+    pipeline, gates, _, _ = make(("a",), client=client, sent=log)
+    gates["a"].set()
+    feed(pipeline, rec("a", "a1@x.com"))
+    pipeline.flush(pipeline.sinks[(None, "a")])
+    return pipeline, client, log
+
+
+def test_the_first_write_to_a_reused_list_waits_for_its_size():
+    pipeline, client, log = send_one_batch()
     try:
-        feed(pipeline, rec("a", "a1@x.com"))
-        pipeline.flush(sink)
         time.sleep(0.2)
         pipeline.poll(time.monotonic())
         assert log == [], "the batch went out before the list's size was read"
@@ -47,22 +50,14 @@ def test_the_first_write_to_a_reused_list_waits_for_its_size():
 
 def test_a_size_answer_slower_than_the_wait_is_not_reported(monkeypatch):
     monkeypatch.setattr("destination_iterable.sync.pipeline.SIZE_WAIT_SECONDS", 0.1)
-    log: list = []
-    client = SlowSizeClient(log)
-    sink = GatedSink("a", {"a": threading.Event()}, log)
-    sink.gates["a"].set()
-    pipeline = Pipeline([sink], client=client, emit=lambda *args: None, stop=threading.Event(),
-                        term=threading.Event(), dry_run=False, max_age=3600, progress_interval=3600,
-                        mirror_max_removal_percent=50, prefer_user_id=False, workers=4)
+    pipeline, client, log = send_one_batch()
     try:
-        feed(pipeline, rec("a", "a1@x.com"))
-        pipeline.flush(sink)
         settle(pipeline, lambda: log)
         assert log == [("a", "add", ["a1@x.com"])]  # the write did not wait for the slow size read
         client.gate.set()
         settle(pipeline, lambda: len(log) == 2)
         pipeline._collect_sizes()
-        assert sink.report.size_before is None  # answered after the first write: it may include it
+        assert pipeline.sinks[(None, "a")].report.size_before is None  # answered after the first write
     finally:
         client.gate.set()
         pipeline.close()

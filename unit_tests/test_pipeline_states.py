@@ -31,12 +31,13 @@ class GatedSink(StreamSink):
         return BulkResult(success_count=len(rows))
 
 
-def make(names=("a", "b")):
+def make(names=("a", "b"), client=None, sent=None):
+    """A pipeline over gated sinks (reused lists, id 1) that log their requests to `sent`."""
     gates = {n: threading.Event() for n in names}
-    sent: list = []
+    sent = [] if sent is None else sent
     emitted: list = []
     sinks = [GatedSink(n, gates, sent) for n in names]
-    pipeline = Pipeline(sinks, client=None, emit=lambda m, c, r: emitted.append(with_stats(m, c, r)),
+    pipeline = Pipeline(sinks, client=client, emit=lambda m, c, r: emitted.append(with_stats(m, c, r)),
                         stop=threading.Event(), term=threading.Event(),
                         dry_run=False, max_age=3600, progress_interval=3600, mirror_max_removal_percent=50,
                         prefer_user_id=False, workers=4)

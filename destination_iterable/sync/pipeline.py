@@ -503,7 +503,8 @@ class Pipeline:
             self._size_reads[sink.spec.key] = self.executor.submit(self._size_of, sink)
 
     def _collect_sizes(self) -> None:
-        """Put the sizes read at the start into the reports (the reads are long done by now)."""
+        """Put the sizes read at the start into the reports. A list that was written has its answer or is
+        marked late; only a list without writes can still be waiting for its read here."""
         for key, future in self._size_reads.items():
             if key in self._late_sizes:
                 logger.info(f"List size of {self.sinks[key].handle.label} not read before the sync's first write.")
