@@ -10,10 +10,11 @@ threads. docs/rate-control.md has the design, every constant and the simulated f
 * **Pacing**: requests start ``1 / target`` apart (no bursts); at most
   ``ceil(target x smoothed round trip x IN_FLIGHT_HEADROOM) + 1`` are in flight.
 * **Start-up**: the target doubles every START_DOUBLING_S (or round trip, if longer) until the first 429.
-* **Cut**: the first 429 of an epoch (a request sent since the last cut; older ones are ignored) cuts
-  the target to ``BETA x`` the rate that request was sent at, or lower, to the rate the server
-  accepted lately (overload: a start-up overshoot, a lower limit, an exhausted quota), but never below
-  ``HEAVY x`` that rate in one step. The rate the 429 came at becomes the reference.
+* **Cut**: the start-up's first 429 cuts the target to START_CUT x its rate. After that, the first 429
+  of an epoch (a request sent since the last cut; older ones are ignored) cuts the target to ``BETA x``
+  the rate that request was sent at, or lower, to the rate the server accepted lately (overload: a
+  lower limit, an exhausted quota), but never below ``HEAVY x`` that rate in one step. The rate the
+  429 came at becomes the reference (right after the start-up's cut: at least the accepted rate).
 * **Growth** (CUBIC-like, in busy seconds since the cut): concave back to the reference over K
   (``K_N`` requests' worth of time, at most ``K_MAX``): fast far below it, flat near it; then convex
   above it (``((t - K) / P_S)^3`` in log terms): slow just past it, faster and faster to find a raised
@@ -64,6 +65,10 @@ class RateEstimator:
     # crossed limit at once, shallow enough that windows (no burst to absorb the dip) keep ~95 %
     HEAVY = 0.45  # under overload the cut goes down to the accepted rate, but one cut never below this
     # share: a stale burst or a second of silence cannot throw the rate to the floor in one step
+    START_CUT = 0.6  # the start-up's first 429 cuts to this share of its rate. A token bucket starts full and
+    # hides its limit until the start-up has drained the burst, by then at ~2x the limit, and the last
+    # second's acceptances still hold that burst; a cut to them would leave the storm in 3-4 steps, each with
+    # its own 429s. A window limiter's first 429 comes near its limit, so 0.6 costs it a short climb back
     ACCEPT_N = 15  # the accepted rate is counted over this many requests' worth of time (at least 1 s):
     # one answer more or less moves it by < 7 %, and a new overload shows within about a second
     # growth
@@ -105,6 +110,7 @@ class RateEstimator:
         self._max_in_flight = max_in_flight
         self._target = self._clamp(initial_rps)
         self._ref: float | None = None  # reference rate of the growth curve; None during the start-up
+        self._after_start_cut = False  # the last cut was the start-up's
         self._depth = 0.0  # log(target / ref) right after the last cut
         self._busy = 0.0  # position on the curve: busy seconds since the last cut
         self._epoch = 0
@@ -182,7 +188,16 @@ class RateEstimator:
             count += 1
         accepted = count / window
         target = min(self.BETA * sent_rate, max(self.HEAVY * sent_rate, accepted))
-        self._ref = self._clamp(sent_rate)
+        reference = sent_rate
+        if self._ref is None:  # the start-up's first 429
+            target = self.START_CUT * sent_rate
+        elif self._after_start_cut:
+            # Requests sent right after the start-up's cut reach a limiter still full of the start-up's
+            # rate (a window's count, an empty bucket): their 429 says little about the lower rate they
+            # were sent at, so the reference is at least what the server accepted lately.
+            reference = max(sent_rate, min(accepted, self._ref))
+        self._after_start_cut = self._ref is None
+        self._ref = self._clamp(reference)
         self._depth = math.log(self._clamp(target) / self._ref)
         self._busy = 0.0
         self._epoch += 1
