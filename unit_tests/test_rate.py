@@ -305,31 +305,30 @@ def test_stale_429s_cause_one_cut_per_epoch():
     assert est.target_rps == after_cut
 
 
+def accept_until(est: RateEstimator, now: float, end: float) -> float:
+    """Requests accepted at the estimator's pace from `now` to `end`; returns the last send time."""
+    while now < end:
+        now = est.next_send_time(now)
+        est.on_result(now + 0.01, est.on_sent(now), OK, 0.01)
+    return now
+
+
+def refuse_next(est: RateEstimator, now: float) -> float:
+    """The next request is answered 429; returns the rate it was sent at."""
+    token = est.on_sent(est.next_send_time(now))
+    est.on_result(now + 0.01, token, RATE_LIMITED, 0.01)
+    return token.rate
+
+
 def test_the_start_up_ends_with_a_fixed_cut_then_cuts_are_small_after_one_429_and_at_most_heavy():
     est = RateEstimator(initial_rps=20.0, max_rps=20.0)
-    now = 0.0
-
-    def accept_for(seconds: float) -> float:
-        end = now + seconds
-        t = now
-        while t < end:  # accepted requests at the pace of the estimator
-            t = est.next_send_time(t)
-            est.on_result(t + 0.01, est.on_sent(t), OK, 0.01)
-        return t
-
-    def refuse(at: float) -> float:
-        token = est.on_sent(est.next_send_time(at))
-        est.on_result(at + 0.01, token, RATE_LIMITED, 0.01)
-        return token.rate
-
-    now = accept_for(2.0)
-    rate = refuse(now)
+    now = accept_until(est, 0.0, 2.0)
+    rate = refuse_next(est, now)
     assert est.target_rps == pytest.approx(RateEstimator.START_CUT * rate)  # the start-up's first 429
-    now = accept_for(2.0)
-    rate = refuse(now)
+    now = accept_until(est, now, now + 2.0)
+    rate = refuse_next(est, now)
     assert est.target_rps == pytest.approx(RateEstimator.BETA * rate)  # what passed ~ the rate: a small cut
-    now += 2.0  # two quiet seconds: nothing accepted lately
-    rate = refuse(now)
+    rate = refuse_next(est, now + 2.0)  # after two quiet seconds: nothing accepted lately
     assert est.target_rps == pytest.approx(RateEstimator.HEAVY * rate)  # at most HEAVY in one cut
 
 
@@ -337,24 +336,13 @@ def test_after_the_start_up_cut_the_reference_is_at_least_what_was_accepted():
     """Requests sent right after the start-up's cut meet a limiter still full of the start-up's rate: their 429
     must not set the reference (the plateau the target climbs back to) to the lower rate they were sent at."""
     est = RateEstimator(initial_rps=20.0, max_rps=20.0)
-    t = 0.0
-
-    def accept_until(end: float) -> float:
-        now = t
-        while now < end:
-            now = est.next_send_time(now)
-            est.on_result(now + 0.01, est.on_sent(now), OK, 0.01)
-        return now
-
-    t = accept_until(2.0)  # 20/s accepted
-    token = est.on_sent(est.next_send_time(t))
-    est.on_result(t + 0.01, token, RATE_LIMITED, 0.01)  # the start-up's cut: to 12/s
-    t = accept_until(t + 0.5)  # half a second at 12-13.5/s: the last 1.1 s accepted ~16/s
-    token = est.on_sent(est.next_send_time(t))
-    est.on_result(t + 0.01, token, RATE_LIMITED, 0.01)  # a 429 of a request sent at ~12/s
-    assert est.target_rps == pytest.approx(RateEstimator.BETA * token.rate)
-    t = accept_until(t + 5.0)
-    assert est.target_rps > 1.1 * token.rate  # near ~16/s (accepted lately), not back at ~13.5/s (sent)
+    now = accept_until(est, 0.0, 2.0)  # 20/s accepted
+    refuse_next(est, now)  # the start-up's cut: to 12/s
+    now = accept_until(est, now, now + 0.5)  # half a second at 12-13.5/s: the last 1.1 s accepted ~16/s
+    rate = refuse_next(est, now)  # a 429 of a request sent at ~13.5/s
+    assert est.target_rps == pytest.approx(RateEstimator.BETA * rate)
+    accept_until(est, now, now + 5.0)
+    assert est.target_rps > 1.1 * rate  # near ~16/s (accepted lately), not back at ~13.5/s (sent)
 
 
 def test_errors_never_move_the_target():

@@ -110,7 +110,6 @@ class RateEstimator:
         self._max_in_flight = max_in_flight
         self._target = self._clamp(initial_rps)
         self._ref: float | None = None  # reference rate of the growth curve; None during the start-up
-        self._after_start_cut = False  # the last cut was the start-up's
         self._depth = 0.0  # log(target / ref) right after the last cut
         self._busy = 0.0  # position on the curve: busy seconds since the last cut
         self._epoch = 0
@@ -191,12 +190,11 @@ class RateEstimator:
         reference = sent_rate
         if self._ref is None:  # the start-up's first 429
             target = self.START_CUT * sent_rate
-        elif self._after_start_cut:
+        elif self._epoch == 1:  # the last cut was the start-up's
             # Requests sent right after the start-up's cut reach a limiter still full of the start-up's
             # rate (a window's count, an empty bucket): their 429 says little about the lower rate they
             # were sent at, so the reference is at least what the server accepted lately.
             reference = max(sent_rate, min(accepted, self._ref))
-        self._after_start_cut = self._ref is None
         self._ref = self._clamp(reference)
         self._depth = math.log(self._clamp(target) / self._ref)
         self._busy = 0.0
