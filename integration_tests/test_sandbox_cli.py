@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from integration_tests.sandbox.__main__ import serve_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,3 +53,22 @@ def test_cli_rejects_a_bad_knob_value():
     proc, line = start("--api-key", "k", "--error-rate", "2")
     assert proc.wait(timeout=10) == 2 and line == ""
     assert "error_rate" in proc.stderr.read()
+
+
+def test_the_serve_loop_keeps_long_lived_objects_out_of_the_collectors_sight():
+    """A full collection walks every tracked object with every thread stopped; with a million members that froze
+    the sandbox's limiter for 0.3-0.45 s every few seconds. The serve loop freezes what is alive, so it does not."""
+    gc.unfreeze()
+    members = [[i] for i in range(50_000)]  # tracked objects, as the sandbox's members are
+    stop = threading.Event()
+    loop = threading.Thread(target=serve_until, args=(stop, 0.01))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 5
+        while gc.get_freeze_count() < len(members) and time.monotonic() < deadline:
+            stop.wait(0.01)
+        assert gc.get_freeze_count() >= len(members)
+    finally:
+        stop.set()
+        loop.join()
+        gc.unfreeze()
