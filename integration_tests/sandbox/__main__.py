@@ -14,7 +14,7 @@ from .server import SandboxServer
 
 # The sandbox models Iterable's latency with its knobs only; its own garbage collector must not add to it. Its
 # heap is mostly long-lived members (a million ``User`` objects after a 1 M-record sync), and a full collection
-# walks every one of them: 0.3-0.45 s at 1 M members, every 4-8 s, with every thread stopped. That froze the
+# walks every one of them: 0.2-0.44 s near 1 M members, every 1.5-8 s, with every thread stopped. That froze the
 # rate limiter and the handlers, bunched arrivals at the limiter (429s on a window) and delayed answers.
 # ``gc.freeze()`` moves what is alive out of the collector's sight, so a collection walks only what came since.
 # Members hold no reference cycles, so removed ones are still freed at once by reference counting.
