@@ -22,6 +22,10 @@ near the limit: a sender paced perfectly at 18/s sees no 429s, at 19/s about 3 %
 (with the whole round trip before the limiter: 3.4 %, 6.3 % and 9.9 %, and no sender reaches an
 efficiency of 0.90; docs/rate-control.md has the table).
 
+Server pauses (``pause_every``, ``pause_s``): the server stops for ``pause_s`` at the end of every ``pause_every``
+seconds, as a garbage collector stops every thread; a request that would reach the limiter, or be answered, during
+a pause does so when it ends. Off by default.
+
 Senders behave like the connector's client: ``threads`` threads each take a batch from the sender's work
 (fed at ``feed`` batches/s, or all there at once), ask the estimator for a send time and an in-flight
 slot (waiting threads are served first come, first served), and retry a 429'd batch at once (the
@@ -186,6 +190,8 @@ class Scenario:
     feed: list[tuple[float, float]] | None = None  # (from_time, batches/s) the reader hands out; None: all
     error_rate: float = 0.0  # share of attempts answered 5xx (before the limiter)
     start_gap: float = 0.0  # sender i starts at i x start_gap
+    pause_every: float = 0.0  # the server stops for pause_s at the end of every such period (0: never) ...
+    pause_s: float = 0.0  # ... and whatever arrives or is answered meanwhile waits for its end
     seed: int = 1
     estimator: Callable[[], object] | None = None  # replaces the default RateEstimator
 
@@ -326,7 +332,8 @@ class _Sender:
             res.sends.append(now)
             res.max_in_flight_seen = max(res.max_in_flight_seen, self.in_flight)
             rtt = self.sim.rng.uniform(self.sc.latency - self.sc.jitter, self.sc.latency + self.sc.jitter)
-            self.sim.push(now + self.sc.up_share * rtt, "arrive", (self, now, token, rtt, first, attempts + 1))
+            arrival = self.sim.after_pause(now + self.sc.up_share * rtt)
+            self.sim.push(arrival, "arrive", (self, now, token, rtt, first, attempts + 1))
         self.record(now)
 
     def record(self, now: float) -> None:
@@ -365,6 +372,14 @@ class _Sim:
         self.seq = 0
         self.senders = [_Sender(self, i, sc) for i in range(sc.senders)]
 
+    def after_pause(self, t: float) -> float:
+        """``t``, or the end of the server's pause that ``t`` falls in."""
+        every, pause = self.sc.pause_every, self.sc.pause_s
+        if every <= 0 or pause <= 0:
+            return t
+        end = (math.floor(t / every) + 1) * every
+        return end if t >= end - pause else t
+
     def push(self, t: float, kind: str, data: tuple) -> None:
         self.seq += 1
         heapq.heappush(self.events, (t, self.seq, kind, data))
@@ -385,7 +400,8 @@ class _Sim:
                     outcome = ERROR
                 else:
                     outcome = OK if self.limiter.admit(now) else RATE_LIMITED
-                self.push(sent + rtt, "done", (sender, sent, token, outcome, first, attempts))
+                answer = self.after_pause(max(sent + rtt, now + (1 - sc.up_share) * rtt))
+                self.push(answer, "done", (sender, sent, token, outcome, first, attempts))
             elif kind == "done":
                 sender.answered(now, *data[1:])
                 if all(s.res.end < INF for s in self.senders):
@@ -444,6 +460,12 @@ MODELS: list[tuple[str, dict]] = [  # (name, Scenario arguments) for docs/rate-c
     ("fixed window 20 -> 5 (8-40 s) -> 20, 1,000 req", {"limiter": lambda: _F(_SCHEDULE), "requests": 1000}),
     ("sliding window 20 -> 5 (8-40 s) -> 20, 1,000 req", {"limiter": lambda: _S(_SCHEDULE), "requests": 1000}),
     ("per-minute quota 180, 900 req", {"limiter": lambda: MinuteQuota(180), "requests": 900}),
+    ("token bucket 20/s, server pauses 0.3 s every 4 s, 1,000 req",
+     {"limiter": lambda: _B([(0, 20)]), "requests": 1000, "pause_every": 4.0, "pause_s": 0.3}),
+    ("fixed window 20/s, server pauses 0.3 s every 4 s, 1,000 req",
+     {"limiter": lambda: _F([(0, 20)]), "requests": 1000, "pause_every": 4.0, "pause_s": 0.3}),
+    ("sliding window 20/s, server pauses 0.3 s every 4 s, 1,000 req",
+     {"limiter": lambda: _S([(0, 20)]), "requests": 1000, "pause_every": 4.0, "pause_s": 0.3}),
 ]
 
 
