@@ -61,6 +61,33 @@ def test_latency_is_added_to_api_answers_only(sandbox):
     assert time.monotonic() - began < 0.1
 
 
+def test_a_pause_holds_requests_and_answers_until_it_ends(sandbox_factory):
+    """``pause_every_s`` / ``pause_ms``: the API stops for 300 ms at the end of every 0.6 s, as a server's garbage
+    collector stops every thread. A request that comes during a pause is answered when it ends; one that comes
+    between pauses is answered at once."""
+    server = sandbox_factory(pause_every_s=0.6, pause_ms=300, lists_read_rps=0)
+    held, quick = [], []
+    with requests.Session() as session:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            left = server.faults.pause_left()
+            began = time.monotonic()
+            assert api(server, "GET", "/api/lists", session=session).status_code == 200
+            took = time.monotonic() - began
+            if left > 0.05:
+                held.append((left, took))
+            elif took < 0.05:
+                quick.append(took)
+            time.sleep(0.03)  # so that some requests start inside a pause
+    assert held and all(took >= left - 0.02 for left, took in held), held
+    assert len(quick) >= 5, quick
+    server.client.set_config(pause_ms=0)
+    began = time.monotonic()
+    for _ in range(10):
+        api(server, "GET", "/api/lists")
+    assert time.monotonic() - began < 0.3  # no pause: nothing held
+
+
 def test_peak_concurrency_is_reported(sandbox):
     sandbox.client.set_config(latency_ms=400)
     threads = [threading.Thread(target=api, args=(sandbox, "GET", "/api/lists")) for _ in range(3)]

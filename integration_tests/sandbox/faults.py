@@ -18,6 +18,7 @@ class Faults:
         self._config = config
         self._lock = threading.Lock()
         self._rng = random.Random(config.seed)
+        self._started = time.monotonic()
         config.on_change(self._changed)
 
     def _changed(self, names: set[str]) -> None:
@@ -51,6 +52,15 @@ class Faults:
             return 0.0, 0.0
         before = delay_ms * self._config.latency_before_share / 1000.0
         return before, delay_ms / 1000.0 - before
+
+    def pause_left(self) -> float:
+        """Seconds until the current pause ends (0 outside one): the API stops for ``pause_ms`` at the end of
+        every ``pause_every_s`` seconds, counted from the sandbox's start, as a server's garbage collector does."""
+        every, pause = self._config.pause_every_s, self._config.pause_ms / 1000.0
+        if every <= 0 or pause <= 0:
+            return 0.0
+        into = (time.monotonic() - self._started) % every
+        return every - into if into >= every - pause else 0.0
 
     @staticmethod
     def sleep(seconds: float) -> None:

@@ -74,8 +74,10 @@ class _Handler(BaseHTTPRequestHandler):
             # processing and the answer's trip back. No lock is held while sleeping: one thread per connection.
             before, after = sandbox.faults.latency()
             sandbox.faults.sleep(before)
+            sandbox.faults.sleep(sandbox.faults.pause_left())  # a pause holds the request before the limiter ...
             template, reply = sandbox.api.handle(req)
             sandbox.faults.sleep(after)
+            sandbox.faults.sleep(sandbox.faults.pause_left())  # ... and the answer
         except Exception:  # a sandbox bug: say so on stderr, answer 500 rather than hang up
             traceback.print_exc(file=sys.stderr)
             reply = iterable_error(500, "Internal sandbox error", "GenericError")
