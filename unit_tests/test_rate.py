@@ -182,9 +182,10 @@ def test_sliding_window_at_20_per_second():
 
 @pytest.mark.parametrize(("model", "bound"), [("bucket", 0.98), ("fixed", 0.80), ("sliding", 0.79)])
 def test_server_pauses_do_not_make_it_collapse(model: str, bound: float):
-    """The server stops for 0.3 s every 4 s. A bucket absorbs the bunched arrivals; a window refuses some and
-    loses the paused time. A fixed-rate sender that knew the limit gets at most 0.86-0.87 there at <= 5 % of
-    429s (18/s: 0.862 at 3.9 %); the controller measures 0.82-0.85 on the windows and ~1.0 on the bucket."""
+    """The server stops for 0.3 s every 4 s, each pause ending on a second's boundary (the worst phase for a fixed
+    window). A bucket absorbs the bunched arrivals; a window refuses some and loses the paused time. A fixed-rate
+    sender that knew the limit gets at most 0.86-0.87 there at <= 5 % of 429s (18/s: 0.862 at 3.9 %); the
+    controller measures 0.82-0.85 on the windows and ~1.0 on the bucket."""
     results = runs(limiter=MODELS[model]([(0, 20)]), requests=1000, pause_every=4.0, pause_s=0.3)
     assert min(r.efficiency for r in results) >= bound, figures(results)
     assert max(r.share_429 for r in results) <= 0.05, figures(results)
