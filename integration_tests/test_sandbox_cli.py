@@ -57,7 +57,7 @@ def test_cli_rejects_a_bad_knob_value():
 
 def test_the_serve_loop_keeps_long_lived_objects_out_of_the_collectors_sight():
     """A full collection walks every tracked object with every thread stopped; with a million members that froze
-    the sandbox's limiter for 0.3-0.45 s every few seconds. The serve loop freezes what is alive, so it does not."""
+    the sandbox's limiter for 0.2-0.44 s every 1.5-8 s. The serve loop freezes what is alive, so it does not."""
     gc.unfreeze()
     members = [[i] for i in range(50_000)]  # tracked objects, as the sandbox's members are
     stop = threading.Event()
