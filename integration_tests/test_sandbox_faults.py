@@ -70,8 +70,8 @@ def test_a_pause_holds_requests_and_answers_until_it_ends(sandbox_factory):
     with requests.Session() as session:
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
-            left = server.faults.pause_left()
-            began = time.monotonic()
+            began = time.monotonic()  # before `left`: then the pause ends `left` s or more after `began`,
+            left = server.faults.pause_left()  # however long this thread is held up in between
             assert api(server, "GET", "/api/lists", session=session).status_code == 200
             took = time.monotonic() - began
             if left > 0.05:
