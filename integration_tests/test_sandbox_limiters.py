@@ -307,8 +307,10 @@ def test_two_clients_with_the_same_key_share_one_limiter(sandbox_factory):
 SENDER = """
 import json, sys, time
 import requests
-url, key, list_id, start, until = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+url, key, list_id = sys.argv[1], sys.argv[2], int(sys.argv[3])
 session = requests.Session()
+print("ready", flush=True)
+start, until = map(float, sys.stdin.readline().split())
 statuses = []
 while time.time() < start:
     time.sleep(0.002)
@@ -322,11 +324,23 @@ print(json.dumps(statuses))
 def test_two_processes_share_one_project_limit(sandbox_factory):
     server = sandbox_factory(subscribe_limiter="sliding_window", subscribe_rps=5)
     list_id = create_list(server)
-    start = time.time() + 1.0  # both processes are up by then
-    args = [server.url, server.api_key, str(list_id), str(start), str(start + 0.5)]
-    procs = [subprocess.Popen([sys.executable, "-c", SENDER, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    results = [json.loads(proc.communicate(timeout=15)[0]) for proc in procs]
+    args = [server.url, server.api_key, str(list_id)]
+    procs = [subprocess.Popen([sys.executable, "-c", SENDER, *args], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        # The common start is set once both are up: a start-up (importing requests) takes 0.2-0.4 s here under
+        # load, longer on a busy machine, and a process up late would send too few requests in the 0.5 s.
+        assert [proc.stdout.readline().strip() for proc in procs] == ["ready", "ready"]
+        start = time.time() + 0.2
+        for proc in procs:
+            proc.stdin.write(f"{start} {start + 0.5}\n")
+            proc.stdin.flush()
+        results = [json.loads(proc.communicate(timeout=15)[0]) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert all(len(statuses) >= 5 for statuses in results)
     assert sum(statuses.count(200) for statuses in results) == 5
     assert server.client.stats()["requests"]["POST /api/lists/subscribe"] == {
