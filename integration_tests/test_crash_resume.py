@@ -65,6 +65,12 @@ def test_sigkill_mid_sync_then_resume_from_last_state_is_exact(sandbox):
     assert_no_traceback(resumed)
 
 
+def _subscribe_sent(sandbox, count: int) -> bool:
+    """The sandbox has received `count` subscribe requests: in flight (no other request is) or answered."""
+    stats = sandbox.client.stats()
+    return stats["in_flight"] + sum(stats["requests"].get("POST /api/lists/subscribe", {}).values()) >= count
+
+
 def test_sigterm_finishes_in_flight_echoes_only_acknowledged_and_exits_nonzero(sandbox):
     """SIGTERM with one batch in flight and one buffered: the in-flight batch is finished and its STATE
     echoed, the buffered records are abandoned (their STATE is not echoed), input written after the
@@ -80,7 +86,13 @@ def test_sigterm_finishes_in_flight_echoes_only_acknowledged_and_exits_nonzero(s
     cli.send(first + [stream_state(stream, 1, state_id=1)])
     assert cli.wait_for_states(1, timeout=30), cli.snapshot().stdout[-3000:]
     cli.send(second + [stream_state(stream, 2, state_id=2)] + buffered + [stream_state(stream, 3, state_id=3)])
-    time.sleep(0.2)  # batch 2 (1,000 rows) is in flight for 0.5 s; the last 300 rows wait in the buffer
+    # Batch 2 (1,000 rows) is in flight for 0.5 s; the last 300 rows wait in the buffer. Wait until the sandbox
+    # has it (20-45 ms after the send here under load) rather than a fixed 0.2 s: a SIGTERM before the connector
+    # has read and cut batch 2 abandons it with the buffer, and state 2 is (rightly) not echoed.
+    deadline = time.monotonic() + 10
+    while not _subscribe_sent(sandbox, 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _subscribe_sent(sandbox, 2), "batch 2 was not sent within 10 s"
     sent_at = cli.signal(signal.SIGTERM)
     time.sleep(1.0)
     cli.send(late + [stream_state(stream, 4, state_id=4)])
