@@ -258,8 +258,6 @@ def run_case(case: Case, scale: float, args: argparse.Namespace, charts: Path | 
     """Run one case end to end and judge it against its targets."""
     records = max(1000, round(case.records * scale))
     result = Result(case.name, case.describe, records * case.syncs, case.syncs)
-    if args.work_dir:
-        Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"rate-matrix-{case.name}-", dir=args.work_dir))
     inputs = [ensure_input(records, STREAMS, seed=args.seed + index, duplicate_share=args.duplicates,
                            cache_dir=Path(args.cache_dir) if args.cache_dir else None)[0]
@@ -450,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not names or args.scale <= 0:
         raise SystemExit(f"unknown case(s) {unknown}; known: {', '.join(known)}" if unknown
                          else "--cases must name a case and --scale must be > 0")
+    if args.work_dir:
+        Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     charts = None
     if not args.no_charts and (args.charts or args.scale == 1.0):
         charts = Path(args.charts) if args.charts else ROOT / "docs" / "img"

@@ -75,7 +75,8 @@ class RateEstimator:
     K_N = 110  # back at the reference after the time this many requests take: about one 429 (the end
     # of a probe) per ~100 requests, ~1 % of 429s at any rate ...
     K_MAX = 12.0  # ... but after at most this many busy seconds, so a raised limit or freed room is
-    # found within ~K_MAX + the climb even at low rates (at 5/s: ~60 requests per cycle, ~1.9 % 429s)
+    # found within ~K_MAX + the climb even at low rates (at 5/s a cycle ends on a drained bucket after ~10 s,
+    # ~50 requests: ~1.9 % 429s on a long run)
     P_S = 3.0  # convex probe past the reference: +0.5 % after 0.5 s, +3.8 % after 1 s, +35 % after 2 s
     GROWTH_PER_RTT = 0.05  # at most +5 % per round trip: a probe that crosses the limit overshoots by
     # ~5 % of a round trip's requests before the 429 is back (20 %/s at 250 ms: 5 -> 20/s in ~7 s)
