@@ -30,8 +30,9 @@ Measured per case:
 * the membership check of ``bench/throughput.py``: every list holds exactly its stream's valid unique
   members.
 
-Three more cases, not run by default and without targets (``--cases fixed-20-pauses,...``), add server pauses:
-the sandbox's API stops for 300 ms every 4 s (``pause_every_s``, ``pause_ms``).
+Five more cases, not run by default and without targets (``--cases fixed-20-pauses,...``), leave the model the
+targets assume: three add server pauses (the sandbox's API stops for 300 ms every 4 s: ``pause_every_s``,
+``pause_ms``), two change the round trip to 1 +/- 0.6 s and 50 +/- 30 ms (``bucket-20-slow``, ``bucket-20-fast``).
 
 It prints one table, writes a chart per case (accepted and 429 answers per second from
 ``/_sandbox/timeline``, the controller's target from ``DESTINATION_ITERABLE_METRICS_FILE``) and, with
@@ -86,6 +87,7 @@ class Case:
     max_fairness: float | None = None  # slowest / fastest wall
     max_over_ideal_s: float | None = None  # wall - ideal
     pauses: tuple[float, float] | None = None  # the sandbox's API stops (every s, for ms): a robustness case
+    latency: tuple[float, float] | None = None  # (ms, uniform jitter ms) instead of LATENCY: a robustness case
 
     @property
     def describe(self) -> str:
@@ -95,7 +97,9 @@ class Case:
         steps = " -> ".join(f"{rps:g}/s" + (f" (from {start:g} s)" if start else "")
                             for start, rps in self.schedule)
         paused = f", API stops {self.pauses[1]:g} ms every {self.pauses[0]:g} s" if self.pauses else ""
-        return f"{self.limiter.replace('_', ' ')} {steps}{paused}"
+        latency = (f", round trip {self.latency[0] + self.latency[1] / 2:g} +/- {self.latency[1] / 2:g} ms"
+                   if self.latency else "")
+        return f"{self.limiter.replace('_', ' ')} {steps}{paused}{latency}"
 
 
 CASES = [
@@ -115,11 +119,15 @@ CASES = [
 ]
 CASE_NAMES = [case.name for case in CASES]
 # Robustness, not issue 12's targets (run them by name): the server stops for 300 ms every 4 s, as the sandbox's
-# own garbage collector did before it froze its heap (docs/rate-control.md, "Server pauses").
+# own garbage collector did before it froze its heap (docs/rate-control.md, "Server pauses"), or answers slower or
+# faster than the targets' 250 +/- 150 ms (docs/rate-control.md, "Against models the sandbox does not have").
 EXTRA_CASES = [
     Case("fixed-20-pauses", "fixed_window", ((0, 20),), 1_000_000, pauses=(4.0, 300.0)),
     Case("sliding-20-pauses", "sliding_window", ((0, 20),), 1_000_000, pauses=(4.0, 300.0)),
     Case("bucket-20-pauses", "token_bucket", ((0, 20),), 1_000_000, pauses=(4.0, 300.0)),
+    # Off the sandbox's usual latency (the simulator's robustness rows): 1 +/- 0.6 s and 50 +/- 30 ms round trips.
+    Case("bucket-20-slow", "token_bucket", ((0, 20),), 1_000_000, latency=(400.0, 1200.0)),
+    Case("bucket-20-fast", "token_bucket", ((0, 20),), 1_000_000, latency=(20.0, 60.0)),
 ]
 ALL_CASES = CASES + EXTRA_CASES
 
@@ -173,7 +181,8 @@ def ideal_seconds(requests: int, schedule: tuple[tuple[float, float], ...], offs
 
 def sandbox_knobs(case: Case, before_share: float) -> dict[str, Any]:
     """The sandbox config of a case at its start."""
-    knobs: dict[str, Any] = {**LATENCY, "latency_before_share": before_share, "subscribe_limiter": case.limiter}
+    latency = {"latency_ms": case.latency[0], "latency_jitter_ms": case.latency[1]} if case.latency else LATENCY
+    knobs: dict[str, Any] = {**latency, "latency_before_share": before_share, "subscribe_limiter": case.limiter}
     if case.limiter == "per_minute":
         knobs["subscribe_per_minute"] = round(case.schedule[0][1] * 60)
     else:

@@ -75,3 +75,16 @@ def test_rate_matrix_prints_its_table(tmp_path: Path) -> None:
     assert 0 < result["paced_s"] < result["wall_s"] and result["paced_efficiency"] > 0
     if charts[0] == "--charts":
         assert (tmp_path / "rate-per-minute.png").stat().st_size > 0
+
+
+def test_rate_matrix_robustness_cases_set_their_own_latency() -> None:
+    """bucket-20-slow and bucket-20-fast give the sandbox their round trip; the issue's cases keep 250 +/- 150 ms."""
+    from bench.rate_matrix import ALL_CASES, LATENCY, sandbox_knobs
+
+    cases = {case.name: case for case in ALL_CASES}
+    names = ("bucket-20-slow", "bucket-20-fast", "bucket-20")
+    slow, fast, plain = (sandbox_knobs(cases[name], 1 / 3) for name in names)
+    assert (slow["latency_ms"], slow["latency_jitter_ms"]) == (400.0, 1200.0)  # 1 +/- 0.6 s
+    assert (fast["latency_ms"], fast["latency_jitter_ms"]) == (20.0, 60.0)  # 50 +/- 30 ms
+    assert {key: plain[key] for key in LATENCY} == LATENCY
+    assert "round trip 1000 +/- 600 ms" in cases["bucket-20-slow"].describe
