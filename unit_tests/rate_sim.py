@@ -10,6 +10,8 @@ Limiters (all with a limit that may change over time: ``limits`` is a list of (f
 * :class:`FixedWindow`: at most ``L`` admitted requests per wall-clock second ``[k, k + 1)``.
 * :class:`SlidingWindow`: at most ``L`` admitted requests in any 1 s (a sliding log of admissions).
 * :class:`MinuteQuota`: at most ``M`` admitted requests per wall-clock minute ``[60 k, 60 k + 60)``.
+* :class:`ConcurrencyLimit`, :class:`BackgroundLoad`: off the sandbox's models, for ``--robustness`` (a cap on
+  requests in service; another client that never backs off).
 
 Refused requests (429) do not count against any limit.
 
@@ -588,10 +590,14 @@ def robustness(seeds: tuple[int, ...] = (1, 2, 3, 4, 5, 6)) -> None:
         results = [simulate(Scenario(seed=seed, **kwargs)) for seed in seeds]
         eff = [r.efficiency for r in results]
         share = [r.share_429 for r in results]
-        rate, best, worst = best_fixed_rate(kwargs, seeds[:3])
         mean = sum(eff) / len(eff)
+        if len(kwargs["limiter"]().limits) > 1:
+            frontier = "(a fixed rate cannot follow it) | -"
+        else:
+            rate, best, worst = best_fixed_rate(kwargs, seeds[:3])
+            frontier = f"{rate:.2f}, {best:.3f}, {worst:.1%} | {mean / best if best else math.inf:.2f}"
         print(f"| {name} | {min(eff):.3f} / {mean:.3f} | {max(share):.2%} / {sum(share) / len(share):.2%} "
-              f"| {rate:.2f}, {best:.3f}, {worst:.1%} | {mean / best if best else math.inf:.2f} |")
+              f"| {frontier} |")
 
 
 def main(seeds: tuple[int, ...] = (1, 2, 3, 4, 5, 6)) -> None:
