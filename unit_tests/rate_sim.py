@@ -551,6 +551,8 @@ ROBUSTNESS: list[tuple[str, dict]] = [
     ("token bucket 50/s, 3,000 req", {"limiter": lambda: _B([(0, 50)]), "requests": 3000}),
     ("token bucket 100/s, 6,000 req", {"limiter": lambda: _B([(0, 100)]), "requests": 6000}),
     ("fixed window 100/s, 6,000 req", {"limiter": lambda: _F([(0, 100)]), "requests": 6000}),
+    ("token bucket 50/s, round trip 1 +/- 0.6 s, 3,000 req",  # 32 in flight at most: ~32/s at 1 s
+     {"limiter": lambda: _B([(0, 50)]), "requests": 3000, "latency": 1.0, "jitter": 0.6}),
     ("at most 4 requests in service", {"limiter": lambda: ConcurrencyLimit(4, 0.25 * 2 / 3)}),
     ("at most 8 requests in service", {"limiter": lambda: ConcurrencyLimit(8, 0.25 * 2 / 3)}),
     ("another tool sends 8/s into the bucket, never backs off",
