@@ -20,6 +20,6 @@ ENV AIRBYTE_ENTRYPOINT="destination-iterable"
 ENTRYPOINT ["destination-iterable"]
 
 LABEL io.airbyte.name=airbyte/destination-iterable
-LABEL io.airbyte.version=0.2.4
+LABEL io.airbyte.version=0.2.5
 
 USER airbyte

@@ -186,3 +186,28 @@ def test_in_process_cdk_write_api(sandbox):
     assert [m.type for m in out] == [Type.STATE]
     assert out[0].state.sourceStats is None and out[0].state.destinationStats.recordCount == 1.0
     assert sandbox.client.member_emails(list_id(sandbox, "vip")) == {"a@example.com"}
+
+
+def test_the_summary_gives_the_request_rate_and_its_429s(sandbox):
+    """A 5/s limit with a one-request burst refuses part of the start-up: the summary's rate line and its
+    `rate` entry count the same requests and 429s as the sandbox, and name the user's cap."""
+    sandbox.client.set_config(subscribe_rps=5, subscribe_burst=1)
+    messages = [record("vip", {"email": f"u{i}@example.com"}) for i in range(6000)]
+    result = run_cli("write", make_config(sandbox, max_requests_per_second=50), make_catalog("vip"), messages)
+    assert result.returncode == 0, result.stdout[-3000:]
+    rate = result.summary["rate"]
+    codes = sandbox.client.stats()["requests"]["POST /api/lists/subscribe"]
+    assert rate["ok"] == codes["200"] == 6  # six batches of 1,000
+    assert rate["rate_limited"] == codes["429"] > 0 and rate["sent"] == sum(codes.values()), (rate, codes)
+    assert rate["max_rps"] == 50 and rate["sending_s"] > 0 and rate["errors"] == 0
+    line = next(text for text in result.logs if text.startswith("Request rate:"))
+    assert f"{rate['sent']} list requests in" in line and f"{rate['rate_limited']} answered 429" in line, line
+    assert line.endswith("(capped at 50/s)."), line
+
+
+def test_a_dry_run_says_no_list_requests_were_sent(sandbox):
+    messages = [record("vip", {"email": f"u{i}@example.com"}) for i in range(10)]
+    result = run_cli("write", make_config(sandbox, dry_run=True), make_catalog("vip"), messages)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Request rate: no list requests were sent." in result.logs
+    assert result.summary["rate"]["sent"] == 0

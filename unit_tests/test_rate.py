@@ -473,6 +473,8 @@ def test_controller_paces_with_an_injected_clock():
     assert snap["target_rps"] == 5.0 and snap["rate_limited"] == snap["errors"] == 0
     assert set(snap) >= {"target_rps", "in_flight", "in_flight_limit", "sent", "ok", "rate_limited", "errors"}
     assert ctl.first_sent == starts[0] and ctl.last_answered == starts[-1] + 0.02  # the paced window (benchmarks)
+    assert snap["max_rps"] == 5.0 and snap["sending_s"] == pytest.approx(ctl.last_answered - ctl.first_sent)
+    assert AdaptiveRateController().snapshot()["sending_s"] is None  # nothing sent yet
 
 
 def test_controller_stops_and_rejects_double_release():

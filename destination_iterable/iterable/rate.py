@@ -264,6 +264,7 @@ class AdaptiveRateController:
         self._est = RateEstimator(
             initial_rps=initial_rps, min_rps=min_rps, max_rps=max_rps, max_in_flight=max_in_flight
         )
+        self._max_rps = max_rps
         self._clock = clock
         self._sleep = sleep
         lock = threading.RLock()
@@ -355,6 +356,9 @@ class AdaptiveRateController:
         with self._cond:
             return {
                 "target_rps": self._est.target_rps,
+                "max_rps": self._max_rps,
+                "sending_s": (self.last_answered - self.first_sent
+                              if self.first_sent is not None and self.last_answered is not None else None),
                 "in_flight": self._in_flight,
                 "in_flight_limit": self._est.in_flight_limit,
                 "sent": self._counts["sent"],

@@ -534,7 +534,8 @@ class Pipeline:
         if self.dry_run and self.states_received:
             logger.info(f"Dry run: {self.states_received} state message(s) were not echoed, so the next real "
                         "sync starts from the same point.")
-        log_summary([s.report for s in self.sinks.values()], dry_run=self.dry_run, extra=extra)
+        rate = self.client.controller.snapshot() if self.client else None
+        log_summary([s.report for s in self.sinks.values()], dry_run=self.dry_run, extra=extra, rate=rate)
 
     def close(self) -> None:
         """Stop the worker threads (idempotent)."""

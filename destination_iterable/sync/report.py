@@ -148,10 +148,32 @@ class Progress:
         self.last, self.last_records, self.last_requests = now, read, requests
 
 
-def log_summary(reports: list[ListReport], *, dry_run: bool, extra: dict[str, Any]) -> None:
-    """Log the end-of-sync summary: one line per list plus one machine-readable JSON line."""
+def rate_line(snapshot: dict[str, Any]) -> str:
+    """One line on the list requests: how many, how fast, how many Iterable refused, where the rate ended."""
+    sent = snapshot.get("sent", 0)
+    if not sent:
+        return "Request rate: no list requests were sent."
+    seconds = snapshot.get("sending_s") or 0.0
+    pace = f" in {seconds:.1f} s ({sent / seconds:.1f}/s on average)" if seconds > 0 else ""
+    limited, errors = snapshot.get("rate_limited", 0), snapshot.get("errors", 0)
+    cap = snapshot.get("max_rps")
+    return (f"Request rate: {sent} list requests{pace}; {limited} answered 429 ({limited / sent:.1%}) and {errors} "
+            f"failed with a server error or a dropped connection (both are retried); the rate ended at "
+            f"{snapshot.get('target_rps', 0.0):.1f}/s" + (f" (capped at {cap:g}/s)." if cap else "."))
+
+
+RATE_KEYS = ("sent", "ok", "rate_limited", "errors", "sending_s", "target_rps", "max_rps")
+
+
+def log_summary(reports: list[ListReport], *, dry_run: bool, extra: dict[str, Any],
+                rate: dict[str, Any] | None = None) -> None:
+    """Log the end-of-sync summary: one line per list, one on the request rate (the rate controller's
+    ``snapshot()``, when there is a client), and one machine-readable JSON line."""
     title = "Dry-run plan" if dry_run else "Sync summary"
     for report in reports:
         logger.info(f"{title}: {report.summary_line()}")
+    if rate is not None:
+        logger.info(rate_line(rate))
+        extra = {**extra, "rate": {key: rate.get(key) for key in RATE_KEYS}}
     payload = {"dry_run": dry_run, "lists": [r.as_dict() for r in reports], **extra}
     logger.info("SYNC_SUMMARY " + orjson.dumps(payload).decode())
