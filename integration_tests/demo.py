@@ -125,7 +125,7 @@ def main() -> int:
         print("\n== 2. Real sync ==")
         real = run_cli("write", config(server.url), cat, messages)
         for line in real.logs:
-            if line.startswith(("Created", "Progress", "Sync summary")) or (
+            if line.startswith(("Created", "Progress", "Sync summary", "Request rate")) or (
                     "rejected" in line and not line.startswith("SYNC_SUMMARY")):
                 print("  " + line)
         print_table("Sync summary", real)

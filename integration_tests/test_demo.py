@@ -11,7 +11,7 @@ def test_demo_runs_dry_run_then_real_sync():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    assert "Dry-run plan" in out and "Sync summary" in out
+    assert "Dry-run plan" in out and "Sync summary" in out and "  Request rate: " in out
     assert "Airbyte - churn_risk" in out and "350 members" in out
     assert "Airbyte - vip_customers        id" in out and "2500 members" in out
     assert "iterable:gdpr_forgotten=1" in out
