@@ -566,6 +566,11 @@ ROBUSTNESS: list[tuple[str, dict]] = [
 FRONTIER_SHARES = tuple(x / 20 for x in range(6, 27))  # fixed rates tried: 0.30 .. 1.30 of the limit at the start
 
 
+def limit_moves(kwargs: dict) -> bool:
+    """The row's limit follows a schedule: no fixed rate can follow it, so it has no best fixed rate."""
+    return len(kwargs["limiter"]().limits) > 1
+
+
 def best_fixed_rate(kwargs: dict, seeds: tuple[int, ...], max_429: float = 0.05) -> tuple[float, float, float]:
     """The best a sender that never adapts can do: over fixed rates (shares of the limit at the start), the
     highest mean efficiency whose 429 share stays at or under ``max_429`` in every seed.
@@ -593,7 +598,7 @@ def robustness(seeds: tuple[int, ...] = (1, 2, 3, 4, 5, 6)) -> None:
         eff = [r.efficiency for r in results]
         share = [r.share_429 for r in results]
         mean = sum(eff) / len(eff)
-        if len(kwargs["limiter"]().limits) > 1:
+        if limit_moves(kwargs):
             frontier = "(a fixed rate cannot follow it) | -"
         else:
             rate, best, worst = best_fixed_rate(kwargs, seeds[:3])
