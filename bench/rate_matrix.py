@@ -7,7 +7,8 @@ Each case starts a fresh sandbox (``python -m integration_tests.sandbox``) with 
 and 250 +/- 150 ms of latency (``latency_ms=100``, ``latency_jitter_ms=300``, uniform; a third of it before
 the limiter sees the request, as in ``unit_tests/rate_sim.py``), then runs ``python main.py write`` on a
 cached input from ``bench/inputs.py``, one process per sync, with the settings of ``bench/throughput.py``.
-The connector is never told the limit. The moving-limit case changes the limit live through
+The connector is not told the limit (``--max-rps`` gives every sync the user's cap, to measure what
+knowing the limit, or sharing it out between syncs, buys). The moving-limit case changes the limit live through
 ``POST /_sandbox/config`` while the sync runs. Every list is new, so the connector reads no list sizes
 (it reads them only for reused lists, at the start).
 
@@ -263,10 +264,25 @@ def paced_window(workdir: Path, syncs: int) -> tuple[float, float] | None:
     return min(w[0] for w in windows), max(w[1] for w in windows)
 
 
+def sync_config(url: str, data_fields: list[str], index: int, syncs: int, max_rps: float | None) -> dict[str, Any]:
+    """The connector config of sync ``index`` of ``syncs``: its own lists, and the user's cap if one is given."""
+    config = make_config(url, data_fields, "add")
+    if syncs > 1:
+        config["list_name_template"] = f"sync{index}_{{stream}}"
+    if max_rps is not None:
+        config["max_requests_per_second"] = max_rps
+    return config
+
+
+def cap_text(max_rps: float | None) -> str:
+    """How the limit column names the user's cap, if one is given."""
+    return f", each sync capped at {max_rps:g}/s" if max_rps is not None else ""
+
+
 def run_case(case: Case, scale: float, args: argparse.Namespace, charts: Path | None) -> Result:
     """Run one case end to end and judge it against its targets."""
     records = max(1000, round(case.records * scale))
-    result = Result(case.name, case.describe, records * case.syncs, case.syncs)
+    result = Result(case.name, case.describe + cap_text(args.max_rps), records * case.syncs, case.syncs)
     workdir = Path(tempfile.mkdtemp(prefix=f"rate-matrix-{case.name}-", dir=args.work_dir))
     inputs = [ensure_input(records, STREAMS, seed=args.seed + index, duplicate_share=args.duplicates,
                            cache_dir=Path(args.cache_dir) if args.cache_dir else None)[0]
@@ -277,9 +293,7 @@ def run_case(case: Case, scale: float, args: argparse.Namespace, charts: Path | 
         sandbox.post("/_sandbox/config", sandbox_knobs(case, args.before_share))
         commands, envs = [], []
         for index in range(case.syncs):
-            config = make_config(sandbox.url, data_fields, "add")
-            if case.syncs > 1:
-                config["list_name_template"] = f"sync{index}_{{stream}}"
+            config = sync_config(sandbox.url, data_fields, index, case.syncs, args.max_rps)
             (workdir / f"config{index}.json").write_bytes(orjson.dumps(config))
             (workdir / f"catalog{index}.json").write_bytes(orjson.dumps(make_catalog(inputs[index].streams, "add")))
             commands.append([sys.executable, str(connector_dir() / "main.py"), "write",
@@ -440,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"share of records that repeat an earlier member of their stream (default "
                              f"{DUPLICATE_SHARE}, as bench.throughput); a batch holding a member of a batch still in "
                              "flight waits for it (input order per member)")
+    parser.add_argument("--max-rps", type=float, default=None,
+                        help="give every sync the setting max_requests_per_second (a user who knows the limit, or "
+                             "shares it out between syncs); default: not set, the connector is not told the limit")
     parser.add_argument("--seed", type=int, default=1, help="input generator seed (sync i uses seed + i)")
     parser.add_argument("--cache-dir", default=None,
                         help="where inputs are cached (default $BENCH_CACHE_DIR or <tmp>/destination-iterable-bench)")
@@ -454,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [name.strip() for name in args.cases.split(",") if name.strip()]
     known = [case.name for case in ALL_CASES]
     unknown = [name for name in names if name not in known]
+    if args.max_rps is not None and args.max_rps <= 0:
+        raise SystemExit("--max-rps must be > 0")
     if unknown or not names or args.scale <= 0:
         raise SystemExit(f"unknown case(s) {unknown}; known: {', '.join(known)}" if unknown
                          else "--cases must name a case and --scale must be > 0")
@@ -464,8 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         charts = Path(args.charts) if args.charts else ROOT / "docs" / "img"
     results = []
     for case in (c for c in ALL_CASES if c.name in names):
-        print(f"{case.name}: {case.describe}, {max(1000, round(case.records * args.scale)):,} records x "
-              f"{case.syncs} sync(s) ...", flush=True)
+        records = max(1000, round(case.records * args.scale))
+        print(f"{case.name}: {case.describe}{cap_text(args.max_rps)}, {records:,} records x {case.syncs} sync(s) ...",
+              flush=True)
         result = run_case(case, args.scale, args, charts)
         results.append(result)
         print(f"  wall {result.wall_s:.1f} s (syncs {result.sync_walls_s}), ideal {result.ideal_s:.1f} s, "
