@@ -93,11 +93,13 @@ def test_rate_matrix_robustness_cases_set_their_own_latency() -> None:
 def test_rate_matrix_max_rps_reaches_every_sync_config() -> None:
     """--max-rps gives each sync the user's cap (and its own lists); without it the connector is not told a limit."""
     from bench.rate_matrix import build_parser, cap_text, sync_config
+    from destination_iterable.config import parse_config
 
     assert build_parser().parse_args(["--max-rps", "5.5"]).max_rps == 5.5
     assert build_parser().parse_args([]).max_rps is None
     configs = [sync_config("http://127.0.0.1:1", [], index, 4, 5.5) for index in range(4)]
-    assert [c["max_requests_per_second"] for c in configs] == [5.5] * 4
+    # The connector reads the cap from each config as the user's setting (a mistyped key would be ignored).
+    assert [parse_config(c).max_requests_per_second for c in configs] == [5.5] * 4
     assert len({c["list_name_template"] for c in configs}) == 4
     assert "max_requests_per_second" not in sync_config("http://127.0.0.1:1", [], 0, 1, None)
     assert cap_text(5.5) == ", each sync capped at 5.5/s" and cap_text(None) == ""
